@@ -1,0 +1,118 @@
+"""Use cases on accounts and runs: open (create or resume) an account, start/resume/end a run, reset."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from ledger.book import store
+from ledger.book.orders import release_resting
+from ledger.book.store import AccountState
+from ledger.exceptions import AccountMismatchError, LedgerError
+
+ACCOUNT_NAME_MAX = 64
+
+
+def validate_account_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > ACCOUNT_NAME_MAX or "\x00" in name:
+        raise ValueError(f"account name must be 1-{ACCOUNT_NAME_MAX} characters, got {name!r}"[:200])
+    return name.strip()
+
+
+def open_account(
+    conn: Connection, name: str, explicit_cash: Decimal | None, default_cash: Decimal, now: datetime
+) -> AccountState:
+    """Return the account, creating it with its initial deposit on first use.
+
+    An explicit ``initial_cash`` that differs from the stored one is an error (silently ignoring it would
+    let a user believe they trade a different amount).
+    """
+    account = store.find_account(conn, name, lock=True)
+    if account is None:
+        cash = default_cash if explicit_cash is None else explicit_cash
+        try:
+            with conn.begin_nested():
+                account_id = store.insert_account(conn, name, cash, now)
+        except IntegrityError:  # another session created it first (PostgreSQL; SQLite is serialized)
+            account = store.find_account(conn, name, lock=True)
+            assert account is not None
+        else:
+            account = store.lock_account(conn, account_id)
+            store.insert_cash_movement(conn, account, None, "initial", cash, now)
+            return account
+    if explicit_cash is not None and explicit_cash != account.initial_cash:
+        raise AccountMismatchError(
+            f"account {name!r} exists with initial cash {account.initial_cash:f}; got initial_cash={explicit_cash:f}. "
+            "Omit initial_cash to resume it, use reset(initial_cash=...) to start over, or pick another account."
+        )
+    return account
+
+
+def start_run(
+    conn: Connection, account: AccountState, slippage_bps: Decimal, fee_bps: Decimal, now: datetime
+) -> str:
+    run_id = uuid.uuid4().hex
+    store.insert_run(
+        conn,
+        {
+            "id": run_id,
+            "account_id": account.id,
+            "started_at": now,
+            "ended_at": None,
+            "slippage_bps_e6": slippage_bps,
+            "fee_bps_e6": fee_bps,
+            "host": socket.gethostname()[:255],
+            "pid": os.getpid(),
+        },
+    )
+    return run_id
+
+
+def resume_run(
+    conn: Connection,
+    account: AccountState,
+    run_id: str,
+    explicit_slippage: Decimal | None,
+    explicit_fee: Decimal | None,
+) -> tuple[Decimal, Decimal]:
+    """Reopen an earlier run of this account; its stored slippage and fee stay in force."""
+    row = store.find_run(conn, run_id) if isinstance(run_id, str) else None
+    if row is None:
+        raise LedgerError(f"run {run_id!r} does not exist")
+    if row.account_id != account.id:
+        raise AccountMismatchError(f"run {run_id} belongs to another account, not {account.name!r}")
+    for name, explicit, stored in (
+        ("slippage_bps", explicit_slippage, row.slippage_bps_e6),
+        ("fee_bps", explicit_fee, row.fee_bps_e6),
+    ):
+        if explicit is not None and explicit != stored:
+            raise AccountMismatchError(f"run {run_id} was started with {name}={stored:f}; got {name}={explicit:f}")
+    store.update_run(conn, run_id, {"ended_at": None, "host": socket.gethostname()[:255], "pid": os.getpid()})
+    return row.slippage_bps_e6, row.fee_bps_e6
+
+
+def end_run(conn: Connection, run_id: str, now: datetime) -> None:
+    store.update_run(conn, run_id, {"ended_at": now})
+
+
+def reset_account(
+    conn: Connection, account_id: int, run_id: str, initial_cash: Decimal | None, now: datetime
+) -> AccountState:
+    """Start a new epoch: cancel resting orders, restore cash. Earlier epochs' rows stay queryable."""
+    account = store.lock_account(conn, account_id)
+    for row in store.resting_orders(conn, account):
+        release_resting(conn, account, row, now, "account reset")
+    account.epoch += 1
+    if initial_cash is not None:
+        account.initial_cash = initial_cash
+    account.cash = account.initial_cash
+    account.reserved_cash = Decimal(0)
+    store.save_account(conn, account, now)
+    store.insert_cash_movement(conn, account, run_id, "initial", account.initial_cash, now)
+    return account

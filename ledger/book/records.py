@@ -1,0 +1,55 @@
+"""Rows as the dicts the Broker protocol returns: floats and ISO-free datetimes at the edge only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row
+
+from ledger.money import from_scaled, to_float
+
+
+def order_record(row: Row[Any] | Any) -> dict[str, Any]:
+    """An ``orders`` row as a protocol dict (quantities and prices as floats)."""
+    m = row._mapping
+    return {
+        "order_id": m["order_id"],
+        "client_order_id": m["client_order_id"],
+        "symbol": m["symbol"],
+        "side": m["side"],
+        "order_type": m["order_type"],
+        "qty": to_float(m["qty_e6"]),
+        "limit_price": to_float(m["limit_price_e6"]),
+        "status": m["status"],
+        "filled_qty": to_float(m["filled_qty_e6"]),
+        "reject_reason": m["reject_reason"],
+        "run_id": m["run_id"],
+        "epoch": m["epoch"],
+        "timestamp": m["submitted_at"],
+        "updated_at": m["updated_at"],
+    }
+
+
+def fill_record(m: Any) -> dict[str, Any]:
+    """A fill (mapping with the ``fills`` columns plus the public ``order_id``) in the seed's log format, extended."""
+    return {
+        "order_id": m["order_id"],
+        "timestamp": m["filled_at"].isoformat(),
+        "symbol": m["symbol"],
+        "side": m["side"],
+        "qty": to_float(m["qty_e6"]),
+        "fill_price": to_float(m["price_e6"]),
+        "notional": to_float(m["notional_e6"]),
+        "fee": to_float(m["fee_e6"]),
+        "slippage_bps": to_float(m["slippage_bps_e6"]),
+        "fee_bps": to_float(m["fee_bps_e6"]),
+        "realized_pnl": to_float(m["realized_pnl_e6"]),
+        "quote_bid": to_float(m["quote_bid_e6"]),
+        "quote_ask": to_float(m["quote_ask_e6"]),
+        "run_id": m["run_id"],
+    }
+
+
+def scaled_to_float(value: int | None) -> float | None:
+    """Raw integer millionths from a driver cursor -> float (reads that bypass the column types)."""
+    return None if value is None else float(from_scaled(value))

@@ -1,0 +1,170 @@
+"""Validation at the edge: turn raw order and quote arguments into exact, checked values, once.
+
+Everything here raises a LedgerError subclass (or ValueError for datetimes) with a message that says what
+was wrong; nothing below this module has to re-check its inputs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from ledger.constants import ORDER_LIMIT, ORDER_MARKET, ORDER_TYPES, SIDES
+from ledger.exceptions import InvalidQuoteError, OrderRejectedError
+from ledger.money import AmountError, exact, round_amount, to_decimal
+
+SYMBOL_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9._\-=/]{0,30}$")
+CLIENT_ORDER_ID_MAX = 128
+_CLIENT_ORDER_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A validated order: upper-case symbol and side, lower-case type, exact quantity and limit."""
+
+    symbol: str
+    side: str
+    order_type: str
+    qty: Decimal
+    limit_price: Decimal | None
+    client_order_id: str | None
+
+
+@dataclass(frozen=True)
+class InvalidOrder:
+    """An order that failed validation, in a form safe to record for audit."""
+
+    symbol: str
+    side: str
+    order_type: str
+    reason: str
+
+
+def printable(value: object, limit: int = 32) -> str:
+    """A short, NUL-free rendering of arbitrary input for error messages and audit rows."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def normalize_symbol(symbol: object) -> str:
+    """Upper-case, trimmed ticker symbol such as ``AAPL``, ``BRK-B``, ``^GSPC`` or ``EURUSD=X``."""
+    if not isinstance(symbol, str):
+        raise ValueError(f"symbol must be a string, got {printable(symbol)}")
+    cleaned = symbol.strip().upper()
+    if not cleaned:
+        raise ValueError("symbol is empty")
+    if not SYMBOL_PATTERN.match(cleaned):
+        raise ValueError(
+            f"malformed symbol {printable(symbol)!s}: use 1-32 of A-Z 0-9 . _ - = / (optionally a leading ^)"
+        )
+    return cleaned
+
+
+def validate_order(
+    symbol: object,
+    side: object,
+    qty: object,
+    order_type: object = ORDER_MARKET,
+    limit_price: object = None,
+    client_order_id: object = None,
+) -> OrderRequest | InvalidOrder:
+    """Check every order argument; return the clean request or the reason it is refused."""
+    shown_symbol = printable(symbol)
+    shown_side = printable(side, 8).upper()
+    shown_type = printable(order_type, 8).lower()
+    try:
+        clean_symbol = normalize_symbol(symbol)
+        shown_symbol = clean_symbol
+        if not isinstance(side, str) or side.strip().upper() not in SIDES:
+            raise ValueError(f"Invalid side: {printable(side)} (expected BUY or SELL)")
+        clean_side = side.strip().upper()
+        if not isinstance(order_type, str) or order_type.strip().lower() not in ORDER_TYPES:
+            raise ValueError(f"Invalid order type: {printable(order_type)} (expected market or limit)")
+        clean_type = order_type.strip().lower()
+        clean_qty = exact(to_decimal(qty, "quantity"), "quantity")
+        if clean_qty <= 0:
+            raise ValueError(f"Invalid quantity: {qty!r} (must be > 0)")
+        clean_limit = None
+        if clean_type == ORDER_LIMIT:
+            if limit_price is None:
+                raise ValueError("a limit order needs a limit_price")
+            clean_limit = exact(to_decimal(limit_price, "limit price"), "limit price")
+            if clean_limit <= 0:
+                raise ValueError(f"Invalid limit price: {limit_price!r} (must be > 0)")
+        elif limit_price is not None:
+            raise ValueError("limit_price given for a market order; use order_type='limit'")
+        clean_coid = validate_client_order_id(client_order_id)
+    except (ValueError, AmountError) as exc:
+        return InvalidOrder(shown_symbol, shown_side, shown_type, str(exc))
+    return OrderRequest(clean_symbol, clean_side, clean_type, clean_qty, clean_limit, clean_coid)
+
+
+def validate_client_order_id(client_order_id: object) -> str | None:
+    if client_order_id is None:
+        return None
+    if not isinstance(client_order_id, str) or not _CLIENT_ORDER_ID_PATTERN.match(client_order_id):
+        raise ValueError(
+            f"client_order_id must be 1-{CLIENT_ORDER_ID_MAX} printable ASCII characters without spaces, "
+            f"got {printable(client_order_id)}"
+        )
+    return client_order_id
+
+
+@dataclass(frozen=True)
+class QuoteInput:
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    bid_size: Decimal
+    ask_size: Decimal
+
+
+def validate_quote(symbol: object, bid: object, ask: object, bid_size: object, ask_size: object) -> QuoteInput:
+    """Prices rounded half-even to six places (market data carries float noise); sizes must be >= 0."""
+    try:
+        clean_symbol = normalize_symbol(symbol)
+        clean_bid = round_amount(to_decimal(bid, "bid"))
+        clean_ask = round_amount(to_decimal(ask, "ask"))
+        sizes = [round_amount(to_decimal(size, name)) for size, name in ((bid_size, "bid_size"), (ask_size, "ask_size"))]
+    except (ValueError, AmountError) as exc:
+        raise InvalidQuoteError(f"invalid quote for {printable(symbol)}: {exc}") from exc
+    if clean_bid <= 0 or clean_ask <= 0:
+        raise InvalidQuoteError(f"invalid quote for {clean_symbol}: prices must be > 0 (bid={bid!r}, ask={ask!r})")
+    if clean_bid > clean_ask:
+        raise InvalidQuoteError(f"invalid quote for {clean_symbol}: bid {clean_bid} is above ask {clean_ask}")
+    if min(sizes) < 0:
+        raise InvalidQuoteError(f"invalid quote for {clean_symbol}: sizes must be >= 0")
+    return QuoteInput(clean_symbol, clean_bid, clean_ask, sizes[0], sizes[1])
+
+
+def require_utc(value: object, what: str) -> datetime:
+    """A timezone-aware datetime (converted to UTC); naive or non-datetime values are a ValueError."""
+    if not isinstance(value, datetime):
+        raise ValueError(f"{what} must be a datetime, got {printable(value)}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (UTC), got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def validate_bps(value: object, what: str) -> Decimal:
+    """Slippage or fee in basis points: finite, 0 <= bps < 10000, at most six decimal places."""
+    try:
+        bps = exact(to_decimal(value, what), what)
+    except AmountError as exc:
+        raise ValueError(str(exc)) from exc
+    if bps < 0 or bps >= 10_000:
+        raise ValueError(f"{what} must be between 0 and 10000 basis points, got {value!r}")
+    return bps
+
+
+def validate_cash(value: object, what: str = "initial_cash") -> Decimal:
+    try:
+        cash = exact(to_decimal(value, what), what)
+    except AmountError as exc:
+        raise ValueError(str(exc)) from exc
+    if cash < 0:
+        raise ValueError(f"{what} must be >= 0, got {value!r}")
+    return cash

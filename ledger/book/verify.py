@@ -1,0 +1,122 @@
+"""The ledger's laws, checked from the tables with plain SQL: an empty list means every law holds.
+
+Laws (DEVELOPERS.md): cash = initial + sum of cash movements; each position = sum of signed fill quantities;
+every fill belongs to an order; an order's filled quantity = sum of its fills. Also checked: reservations
+match the resting orders that hold them, each fill moved exactly its cash, and each order's event history
+ends in its current status.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+# Each law: (description, SQL returning offending rows). ":account" is NULL to check every account.
+# Amounts are compared as stored integers (exact); messages convert them to human units.
+_LAWS: list[tuple[str, str]] = [
+    (
+        "cash differs from the sum of its cash movements",
+        """SELECT a.name, a.epoch, a.cash_e6, COALESCE(SUM(m.amount_e6), 0)
+           FROM accounts a LEFT JOIN cash_movements m ON m.account_id = a.id AND m.epoch = a.epoch
+           WHERE (CAST(:account AS INTEGER) IS NULL OR a.id = :account)
+           GROUP BY a.id, a.name, a.epoch, a.cash_e6
+           HAVING a.cash_e6 <> COALESCE(SUM(m.amount_e6), 0)""",
+    ),
+    (
+        "reserved cash exceeds cash or differs from the resting buy orders' reservations",
+        """SELECT a.name, a.epoch, a.reserved_cash_e6, COALESCE(SUM(o.reserved_cash_e6), 0)
+           FROM accounts a LEFT JOIN orders o
+             ON o.account_id = a.id AND o.epoch = a.epoch AND o.status = 'new'
+           WHERE (CAST(:account AS INTEGER) IS NULL OR a.id = :account)
+           GROUP BY a.id, a.name, a.epoch, a.reserved_cash_e6, a.cash_e6
+           HAVING a.reserved_cash_e6 <> COALESCE(SUM(o.reserved_cash_e6), 0) OR a.reserved_cash_e6 > a.cash_e6""",
+    ),
+    (
+        "position differs from the sum of its signed fills",
+        """SELECT p.account_id, p.epoch, p.symbol, p.qty_e6, COALESCE(f.net, 0)
+           FROM positions p LEFT JOIN (
+               SELECT account_id, epoch, symbol,
+                      SUM(CASE WHEN side = 'BUY' THEN qty_e6 ELSE -qty_e6 END) AS net
+               FROM fills GROUP BY account_id, epoch, symbol) f
+             ON f.account_id = p.account_id AND f.epoch = p.epoch AND f.symbol = p.symbol
+           WHERE (CAST(:account AS INTEGER) IS NULL OR p.account_id = :account) AND p.qty_e6 <> COALESCE(f.net, 0)
+           UNION ALL
+           SELECT f.account_id, f.epoch, f.symbol, NULL, SUM(CASE WHEN f.side = 'BUY' THEN f.qty_e6 ELSE -f.qty_e6 END)
+           FROM fills f LEFT JOIN positions p
+             ON p.account_id = f.account_id AND p.epoch = f.epoch AND p.symbol = f.symbol
+           WHERE (CAST(:account AS INTEGER) IS NULL OR f.account_id = :account) AND p.symbol IS NULL
+           GROUP BY f.account_id, f.epoch, f.symbol""",
+    ),
+    (
+        "position's realized P&L differs from the sum of its fills' realized P&L",
+        """SELECT p.account_id, p.epoch, p.symbol, p.realized_pnl_e6, COALESCE(f.pnl, 0)
+           FROM positions p LEFT JOIN (
+               SELECT account_id, epoch, symbol, SUM(realized_pnl_e6) AS pnl
+               FROM fills GROUP BY account_id, epoch, symbol) f
+             ON f.account_id = p.account_id AND f.epoch = p.epoch AND f.symbol = p.symbol
+           WHERE (CAST(:account AS INTEGER) IS NULL OR p.account_id = :account) AND p.realized_pnl_e6 <> COALESCE(f.pnl, 0)""",
+    ),
+    (
+        "position's reserved shares differ from its resting sell orders",
+        """SELECT p.account_id, p.epoch, p.symbol, p.reserved_qty_e6, COALESCE(SUM(o.reserved_qty_e6), 0)
+           FROM positions p LEFT JOIN orders o
+             ON o.account_id = p.account_id AND o.epoch = p.epoch AND o.symbol = p.symbol AND o.status = 'new'
+           WHERE (CAST(:account AS INTEGER) IS NULL OR p.account_id = :account)
+           GROUP BY p.account_id, p.epoch, p.symbol, p.reserved_qty_e6
+           HAVING p.reserved_qty_e6 <> COALESCE(SUM(o.reserved_qty_e6), 0)""",
+    ),
+    (
+        "fill does not match its order (account, epoch, symbol or side)",
+        """SELECT f.id, f.order_id, f.symbol, f.side, o.symbol
+           FROM fills f LEFT JOIN orders o ON o.id = f.order_id
+           WHERE (CAST(:account AS INTEGER) IS NULL OR f.account_id = :account)
+             AND (o.id IS NULL OR o.account_id <> f.account_id OR o.epoch <> f.epoch
+                  OR o.symbol <> f.symbol OR o.side <> f.side)""",
+    ),
+    (
+        "order's filled quantity differs from the sum of its fills",
+        """SELECT o.order_id, o.status, o.filled_qty_e6, COALESCE(SUM(f.qty_e6), 0)
+           FROM orders o LEFT JOIN fills f ON f.order_id = o.id
+           WHERE (CAST(:account AS INTEGER) IS NULL OR o.account_id = :account)
+           GROUP BY o.id, o.order_id, o.status, o.filled_qty_e6
+           HAVING o.filled_qty_e6 <> COALESCE(SUM(f.qty_e6), 0)""",
+    ),
+    (
+        "order's status disagrees with its fills or reservations",
+        """SELECT o.order_id, o.status, o.qty_e6, o.filled_qty_e6
+           FROM orders o
+           WHERE (CAST(:account AS INTEGER) IS NULL OR o.account_id = :account)
+             AND ((o.status = 'filled' AND o.filled_qty_e6 <> o.qty_e6)
+                  OR (o.status <> 'filled' AND o.filled_qty_e6 <> 0)
+                  OR (o.status <> 'new' AND (o.reserved_cash_e6 <> 0 OR o.reserved_qty_e6 <> 0)))""",
+    ),
+    (
+        "fill's cash movement is missing or differs from notional -/+ fee",
+        """SELECT f.id, f.side, f.notional_e6, f.fee_e6, m.amount_e6
+           FROM fills f LEFT JOIN cash_movements m ON m.fill_id = f.id
+           WHERE (CAST(:account AS INTEGER) IS NULL OR f.account_id = :account)
+             AND (m.id IS NULL OR m.account_id <> f.account_id OR m.epoch <> f.epoch
+                  OR m.amount_e6 <> CASE WHEN f.side = 'BUY' THEN -(f.notional_e6 + f.fee_e6)
+                                         ELSE f.notional_e6 - f.fee_e6 END)""",
+    ),
+    (
+        "order's event history does not start with its creation or end in its current status",
+        """SELECT o.order_id, o.status, first_e.to_status, last_e.to_status
+           FROM orders o
+           LEFT JOIN order_events first_e ON first_e.id = (
+               SELECT MIN(e.id) FROM order_events e WHERE e.order_id = o.id)
+           LEFT JOIN order_events last_e ON last_e.id = (
+               SELECT MAX(e.id) FROM order_events e WHERE e.order_id = o.id)
+           WHERE (CAST(:account AS INTEGER) IS NULL OR o.account_id = :account)
+             AND (first_e.id IS NULL OR first_e.from_status IS NOT NULL OR last_e.to_status <> o.status)""",
+    ),
+]
+
+
+def verify_ledger(conn: Connection, account_id: int | None = None, limit: int = 20) -> list[str]:
+    """Check every law (for one account, or all with None); return one line per violation found."""
+    problems: list[str] = []
+    for description, sql in _LAWS:
+        rows = conn.execute(text(sql), {"account": account_id}).fetchmany(limit)
+        for row in rows:
+            problems.append(f"{description} (amounts in millionths): " + ", ".join(map(str, row)))
+    return problems

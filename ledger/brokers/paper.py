@@ -1,0 +1,296 @@
+"""PaperBroker: the Broker protocol on a SQL ledger. Thin: it validates at the edge and runs one use case per call.
+
+State lives in the database only (nothing cached here that another process could change), so any number of
+brokers, in any number of processes, can trade one account; each call is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ledger.book import store
+from ledger.book.accounts import end_run, open_account, reset_account, resume_run, start_run, validate_account_name
+from ledger.book.orders import SubmitOutcome, TradingContext, cancel_order, record_invalid_order, submit_order
+from ledger.book.quotes import update_quote
+from ledger.book.records import fill_record, order_record
+from ledger.book.validation import (
+    InvalidOrder,
+    normalize_symbol,
+    require_utc,
+    validate_bps,
+    validate_cash,
+    validate_order,
+    validate_quote,
+)
+from ledger.book.verify import verify_ledger
+from ledger.config import get_cfg
+from ledger.constants import DEFAULT_ACCOUNT, ORDER_MARKET, ORDER_STATUSES
+from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors, write_transaction
+from ledger.db.migrate import ensure_schema
+from ledger.exceptions import BrokerError, QuoteNotFoundError
+from ledger.export import export_jsonl
+from ledger.money import to_float
+from ledger.queries import account_row, fills_stmt, orders_stmt, portfolio_value, position_rows, quote_row
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class PaperBroker:
+    """A paper-trading broker whose accounts, runs, orders, fills, positions, cash and quotes live in SQL tables.
+
+    ``db_url``: SQLAlchemy URL (default: ``LEDGER_DATABASE_URL``, then config, then ``./paper_ledger.db``).
+    ``account``: the paper account, created on first use with ``initial_cash``; reopening resumes it.
+    ``slippage_bps`` / ``fee_bps``: this run's market-order slippage and fee (0 is a value, None means config).
+    ``clock``: returns broker time (UTC-aware); replays pass market time. ``run_id``: resume an earlier run.
+    """
+
+    def __init__(
+        self,
+        *,
+        account: str = DEFAULT_ACCOUNT,
+        db_url: str | None = None,
+        initial_cash: float | Decimal | None = None,
+        slippage_bps: float | Decimal | None = None,
+        fee_bps: float | Decimal | None = None,
+        clock: Clock | None = None,
+        run_id: str | None = None,
+    ):
+        self._clock = clock or system_clock
+        name = validate_account_name(account)
+        explicit_cash = None if initial_cash is None else validate_cash(initial_cash)
+        explicit_slippage = None if slippage_bps is None else validate_bps(slippage_bps, "slippage_bps")
+        explicit_fee = None if fee_bps is None else validate_bps(fee_bps, "fee_bps")
+        self.db_url = resolve_db_url(db_url)
+        engine = get_engine(self.db_url)
+        ensure_schema(engine)
+        with translate_db_errors(engine):
+            self._conn: Connection | None = engine.connect()
+        try:
+            with write_transaction(self._conn) as conn:
+                now = self.now()
+                account_state = open_account(conn, name, explicit_cash, validate_cash(get_cfg("initial_cash")), now)
+                if run_id is None:
+                    slippage = explicit_slippage if explicit_slippage is not None else validate_bps(
+                        get_cfg("slippage_bps"), "slippage_bps"
+                    )
+                    fee = explicit_fee if explicit_fee is not None else validate_bps(get_cfg("fee_bps"), "fee_bps")
+                    run_id = start_run(conn, account_state, slippage, fee, now)
+                else:
+                    slippage, fee = resume_run(conn, account_state, run_id, explicit_slippage, explicit_fee)
+        except BaseException:
+            self._conn.close()
+            self._conn = None
+            raise
+        self.account = name
+        self._ctx = TradingContext(account_state.id, run_id, slippage, fee)
+
+    # -- identity and settings -------------------------------------------------------------------------
+    @property
+    def account_id(self) -> int:
+        return self._ctx.account_id
+
+    @property
+    def run_id(self) -> str:
+        return self._ctx.run_id
+
+    @property
+    def slippage_bps(self) -> float:
+        return float(self._ctx.slippage_bps)
+
+    @property
+    def fee_bps(self) -> float:
+        return float(self._ctx.fee_bps)
+
+    def now(self) -> datetime:
+        """Broker time from the injected clock, checked to be UTC-aware."""
+        return require_utc(self._clock(), "clock()")
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            raise BrokerError("this PaperBroker is closed")
+        return self._conn
+
+    # -- orders ------------------------------------------------------------------------------------------
+    def submit_order(
+        self,
+        symbol: str,
+        side: str,
+        qty: float,
+        order_type: str = ORDER_MARKET,
+        limit_price: float | None = None,
+        client_order_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Submit one order: it fills now, rests (non-marketable limit) or is rejected (recorded, then raised).
+
+        A repeated ``client_order_id`` with the same parameters returns the original order and fills nothing.
+        """
+        checked = validate_order(symbol, side, qty, order_type, limit_price, client_order_id)
+        with write_transaction(self._connection()) as conn:
+            now = self.now()
+            if isinstance(checked, InvalidOrder):
+                outcome = record_invalid_order(conn, self._ctx, checked, now)
+            else:
+                outcome = submit_order(conn, self._ctx, checked, now)
+        if outcome.error is not None:
+            raise outcome.error
+        return _submit_result(outcome)
+
+    def cancel_order(self, order_id: str) -> dict[str, Any]:
+        """Cancel a resting order (releasing its reservation); a filled order reports ``filled``."""
+        with write_transaction(self._connection()) as conn:
+            return cancel_order(conn, self._ctx, order_id, self.now())
+
+    def get_order(self, order_id: str) -> dict[str, Any]:
+        """One order of this account (any epoch) by id; OrderNotFoundError if there is none."""
+        from ledger.exceptions import OrderNotFoundError
+
+        with read_transaction(self._connection()) as conn:
+            row = store.find_order(conn, self.account_id, order_id) if isinstance(order_id, str) else None
+        if row is None:
+            raise OrderNotFoundError(str(order_id)[:64])
+        return order_record(row)
+
+    def get_orders(self, status: str | None = None) -> list[dict[str, Any]]:
+        """The current epoch's orders in submission order, optionally with one status."""
+        if status is not None and status not in ORDER_STATUSES:
+            raise ValueError(f"unknown order status {status!r}; expected one of {', '.join(ORDER_STATUSES)}")
+        with read_transaction(self._connection()) as conn:
+            return [order_record(row) for row in conn.execute(orders_stmt(self.account_id, status=status))]
+
+    # -- balances ----------------------------------------------------------------------------------------
+    def get_positions(self) -> dict[str, float]:
+        """Open positions of the current epoch: symbol -> quantity."""
+        with read_transaction(self._connection()) as conn:
+            return {row.symbol: float(row.qty_e6) for row in position_rows(conn, self.account_id)}
+
+    def get_cash(self) -> float:
+        """The cash balance (resting buy orders' reservations included; see ``get_account``)."""
+        with read_transaction(self._connection()) as conn:
+            return float(account_row(conn, self.account_id).cash_e6)
+
+    def get_account(self) -> dict[str, Any]:
+        """Cash, reserved and available cash, equity, epoch and initial cash of the account."""
+        with read_transaction(self._connection()) as conn:
+            row = account_row(conn, self.account_id)
+            equity = portfolio_value(conn, self.account_id)
+        return {
+            "account": row.name,
+            "epoch": row.epoch,
+            "initial_cash": float(row.initial_cash_e6),
+            "cash": float(row.cash_e6),
+            "reserved_cash": float(row.reserved_cash_e6),
+            "available_cash": float(row.cash_e6 - row.reserved_cash_e6),
+            "equity": float(equity),
+        }
+
+    def get_portfolio_value(self) -> float:
+        """Cash plus positions valued at the mid of their last quote (at cost when none is stored)."""
+        with read_transaction(self._connection()) as conn:
+            return float(portfolio_value(conn, self.account_id))
+
+    def get_fills(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """The current epoch's fills, oldest first; ``since`` (UTC-aware) filters in SQL, inclusive."""
+        since_utc = None if since is None else require_utc(since, "since")
+        with read_transaction(self._connection()) as conn:
+            rows = conn.execute(fills_stmt(self.account_id, since=since_utc))
+            return [fill_record(row._mapping) for row in rows]
+
+    # -- quotes ------------------------------------------------------------------------------------------
+    def set_quote(
+        self, symbol: str, bid: float, ask: float, bid_size: float = 100, ask_size: float = 100
+    ) -> list[dict[str, Any]]:
+        """Store the symbol's quote at broker time and fill the resting limits it crosses; returns those fills."""
+        quote = validate_quote(symbol, bid, ask, bid_size, ask_size)
+        with write_transaction(self._connection()) as conn:
+            fills = update_quote(conn, self._ctx, quote, self.now())
+        return [fill_record(fill) for fill in fills]
+
+    def get_quote(self, symbol: str) -> dict[str, Any]:
+        """The last stored quote for the symbol; QuoteNotFoundError (a BrokerError) when there is none."""
+        try:
+            clean = normalize_symbol(symbol)
+        except ValueError as exc:
+            raise QuoteNotFoundError(str(symbol)[:32]) from exc
+        with read_transaction(self._connection()) as conn:
+            row = quote_row(conn, self.account_id, clean)
+        if row is None:
+            raise QuoteNotFoundError(clean)
+        bid, ask = row.bid_e6, row.ask_e6
+        return {
+            "symbol": clean,
+            "bid": float(bid),
+            "ask": float(ask),
+            "bid_size": float(row.bid_size_e6),
+            "ask_size": float(row.ask_size_e6),
+            "timestamp": row.quoted_at,
+            "spread_bps": float((ask - bid) / ((ask + bid) / 2) * 10_000),
+        }
+
+    # -- account lifecycle, audit ---------------------------------------------------------------------------
+    def reset(self, initial_cash: float | Decimal | None = None) -> None:
+        """Start the account afresh (new epoch) in one transaction; earlier orders and fills stay queryable."""
+        cash = None if initial_cash is None else validate_cash(initial_cash)
+        with write_transaction(self._connection()) as conn:
+            reset_account(conn, self.account_id, self.run_id, cash, self.now())
+
+    def verify(self) -> list[str]:
+        """Check the ledger's invariants for this account from the tables; empty when all hold."""
+        with read_transaction(self._connection()) as conn:
+            return verify_ledger(conn, self.account_id)
+
+    def export_jsonl(self, out_dir: str | Path, since: datetime | None = None) -> list[Path]:
+        """Write the account's fills as daily ``YYYY-MM-DD.jsonl`` files (the seed's log format); returns paths."""
+        since_utc = None if since is None else require_utc(since, "since")
+        with read_transaction(self._connection()) as conn:
+            return export_jsonl(conn, self.account_id, Path(out_dir), since_utc)
+
+    def close(self) -> None:
+        """End the run and release the connection. Safe to call twice."""
+        if self._conn is None:
+            return
+        try:
+            with write_transaction(self._conn) as conn:
+                end_run(conn, self.run_id, self.now())
+        finally:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> PaperBroker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PaperBroker(account={self.account!r}, run_id={self.run_id!r}, db_url={self.db_url!r})"
+
+
+def _submit_result(outcome: SubmitOutcome) -> dict[str, Any]:
+    order = outcome.order
+    fill = outcome.fill
+    return {
+        "order_id": order["order_id"],
+        "client_order_id": order["client_order_id"],
+        "status": order["status"],
+        "symbol": order["symbol"],
+        "side": order["side"],
+        "order_type": order["order_type"],
+        "qty": to_float(order["qty_e6"]),
+        "limit_price": to_float(order["limit_price_e6"]),
+        "filled_qty": to_float(order["filled_qty_e6"]),
+        "fill_price": None if fill is None else to_float(fill["price_e6"]),
+        "notional": None if fill is None else to_float(fill["notional_e6"]),
+        "fee": None if fill is None else to_float(fill["fee_e6"]),
+        "timestamp": order["submitted_at"] if fill is None else fill["filled_at"],
+        "replayed": outcome.replayed,
+    }

@@ -1,0 +1,166 @@
+"""Database URLs, engines with the ledger's SQLite pragmas, and the two kinds of transaction.
+
+SQLite: WAL journal, ``busy_timeout``, foreign keys on, and the driver's own implicit transactions turned off
+so that we emit ``BEGIN`` ourselves: ``BEGIN IMMEDIATE`` for writes (the write lock is taken up front, so
+two writers queue on ``busy_timeout`` instead of failing on lock upgrade) and a deferred ``BEGIN`` for reads.
+PostgreSQL: plain transactions; the use cases lock the account row with ``SELECT ... FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+from ledger.config import get_cfg
+from ledger.constants import DEFAULT_DB_FILE
+from ledger.exceptions import DatabaseError
+
+_BEGIN_KEY = "ledger_begin"
+_engines: dict[str, Engine] = {}
+
+
+def resolve_db_url(db_url: str | None = None) -> str:
+    """Explicit URL > ``LEDGER_DATABASE_URL`` > config ``database_url`` > ``sqlite:///paper_ledger.db`` (cwd).
+
+    A bare filesystem path is accepted and taken as a SQLite file.
+    """
+    url = get_cfg("database_url", explicit=db_url)
+    if not url:
+        url = f"sqlite:///{Path.cwd() / DEFAULT_DB_FILE}"
+    url = str(url)
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser().resolve()}"
+    return url
+
+
+def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
+    return engine_or_conn.dialect.name == "sqlite"
+
+
+def get_engine(db_url: str) -> Engine:
+    """One engine per URL per process (engines own pools; making them per broker would waste connections)."""
+    engine = _engines.get(db_url)
+    if engine is None:
+        engine = _create_engine(db_url)
+        _engines[db_url] = engine
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection this process holds (tests and forked children use it)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
+def _create_engine(db_url: str) -> Engine:
+    try:
+        url = make_url(db_url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"invalid database URL {db_url!r}: {exc}") from exc
+    if url.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(db_url, url.database)
+    try:
+        return create_engine(db_url, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as exc:
+        raise DatabaseError(f"cannot use database URL {url.render_as_string(hide_password=True)}: {exc}") from exc
+
+
+def _create_sqlite_engine(db_url: str, database: str | None) -> Engine:
+    if not database or database == ":memory:":
+        raise DatabaseError("an in-memory SQLite database cannot hold a ledger; give a file path")
+    parent = Path(database).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise DatabaseError(f"cannot open ledger {database}: directory {parent} does not exist")
+    busy_timeout_ms = int(get_cfg("sqlite_busy_timeout_ms"))
+    synchronous = str(get_cfg("sqlite_synchronous")).upper()
+    if synchronous not in ("NORMAL", "FULL", "EXTRA", "OFF"):
+        raise DatabaseError(f"sqlite_synchronous must be NORMAL, FULL, EXTRA or OFF, got {synchronous!r}")
+    engine = create_engine(
+        db_url,
+        connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        # Autocommit at the driver level: pysqlite's implicit BEGIN would defer the write lock.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode and str(mode[0]).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot switch {database} to WAL (journal_mode={mode[0]})")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.info.pop(_BEGIN_KEY, "BEGIN"))
+
+    return engine
+
+
+@contextmanager
+def write_transaction(conn: Connection) -> Iterator[Connection]:
+    """A read-write transaction holding the database write lock from its first statement (SQLite)."""
+    if conn.in_transaction():
+        raise RuntimeError("write_transaction opened inside another transaction")
+    if is_sqlite(conn):
+        conn.info[_BEGIN_KEY] = "BEGIN IMMEDIATE"
+    with translate_db_errors(conn), conn.begin():
+        yield conn
+
+
+@contextmanager
+def read_transaction(conn: Connection) -> Iterator[Connection]:
+    """A short read transaction: one consistent snapshot, ended at once so no stale snapshot is kept."""
+    if conn.in_transaction():
+        raise RuntimeError("read_transaction opened inside another transaction")
+    with translate_db_errors(conn), conn.begin():
+        yield conn
+
+
+_SQLITE_MESSAGES = (
+    ("readonly", "the database file is read-only"),
+    ("disk is full", "the disk (or the database's max_page_count) is full; the transaction was rolled back"),
+    ("file is not a database", "the file is not a SQLite database (corrupt or foreign file)"),
+    ("malformed", "the database file is corrupt"),
+    ("unable to open", "the database file cannot be opened"),
+    ("database is locked", "the database stayed locked by another writer longer than busy_timeout"),
+)
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """A one-line, human explanation of a driver error."""
+    raw = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = raw.lower()
+    for needle, meaning in _SQLITE_MESSAGES:
+        if needle in lowered:
+            return f"{meaning} ({raw})"
+    return raw
+
+
+@contextmanager
+def translate_db_errors(conn: Connection | Engine | None = None) -> Iterator[None]:
+    """Turn operational driver errors (I/O, locks, corruption) into DatabaseError; leave integrity errors alone."""
+    try:
+        yield
+    except OperationalError as exc:
+        where = ""
+        if conn is not None:
+            where = f" [{conn.engine.url.render_as_string(hide_password=True)}]"
+        raise DatabaseError(describe_db_error(exc) + where) from exc
+    except DBAPIError as exc:
+        corrupt = isinstance(exc.orig, sqlite3.DatabaseError) and not isinstance(exc.orig, sqlite3.IntegrityError)
+        if exc.connection_invalidated or corrupt:
+            raise DatabaseError(describe_db_error(exc)) from exc
+        raise

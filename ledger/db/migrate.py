@@ -1,0 +1,118 @@
+"""Alembic run from code: bring a ledger database to the code's schema head, or refuse a newer one untouched.
+
+The migrations live in ``migrations/`` at the repository root and ship inside the wheel as
+``ledger/_migrations`` so an installed package can create and upgrade databases from any directory.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+
+from ledger.db.engine import is_sqlite, translate_db_errors
+from ledger.exceptions import DatabaseError, SchemaTooNewError
+
+# Arbitrary constant key for PostgreSQL's advisory lock taken while migrating ("PLEDGER" in hex-ish).
+_PG_MIGRATION_LOCK = 0x504C45444745
+
+
+def migrations_dir() -> Path:
+    """The Alembic script directory: packaged copy first, else the source checkout's ``migrations/``."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "_migrations", here.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise DatabaseError(f"paper-ledger's migrations are missing (looked in {here / '_migrations'})")
+
+
+def alembic_config(db_url: str | None = None) -> Config:
+    """An Alembic Config pointing at the ledger's migrations, usable from any working directory."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    if db_url:
+        cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    heads = _script().get_heads()
+    if len(heads) != 1:
+        raise DatabaseError(f"the code's migrations have {len(heads)} heads; expected exactly one")
+    return heads[0]
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The database's Alembic revision; None for a database Alembic has never touched."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:
+        raise DatabaseError(f"the database has several schema heads {rows}; it was not made by paper-ledger")
+    return rows[0] if rows else None
+
+
+def _check_known(revision: str | None, conn: Connection) -> None:
+    if revision is None:
+        tables = set(inspect(conn).get_table_names())
+        if tables:
+            raise DatabaseError(
+                f"the database holds tables {sorted(tables)[:5]} but no ledger schema version; "
+                "it is not a paper-ledger database"
+            )
+        return
+    try:
+        known = _script().get_revision(revision)
+    except Exception:  # noqa: BLE001 - Alembic raises several types for an unknown id
+        known = None
+    if known is None:
+        raise SchemaTooNewError(
+            f"the database's schema revision {revision!r} is newer than this paper-ledger "
+            f"(which knows up to {head_revision()!r}); upgrade paper-ledger. The database was not modified."
+        )
+
+
+def ensure_schema(engine: Engine) -> str:
+    """Create or upgrade the schema to head; refuse a newer database untouched. Returns the revision.
+
+    The common case (already at head) costs one SELECT. Upgrading happens inside one write transaction
+    holding the database lock (SQLite ``BEGIN IMMEDIATE``; PostgreSQL advisory lock), and the revision is
+    read again under that lock, so of several processes opening an old database exactly one migrates.
+    """
+    head = head_revision()
+    with translate_db_errors(engine), engine.connect() as conn:
+        with conn.begin():
+            revision = current_revision(conn)
+            if revision != head:
+                _check_known(revision, conn)
+        if revision == head:
+            return head
+        if is_sqlite(conn):
+            conn.info["ledger_begin"] = "BEGIN IMMEDIATE"
+        with conn.begin():
+            if is_sqlite(conn):
+                # Batch migrations rebuild tables; defer FK checks to COMMIT so a rebuild is not refused.
+                conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+            else:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+            revision = current_revision(conn)
+            if revision != head:
+                _check_known(revision, conn)
+                run_alembic(conn, "upgrade", "head")
+        return head
+
+
+def run_alembic(conn: Connection, action: str, revision: str) -> None:
+    """Run ``alembic upgrade|downgrade REVISION`` on an open connection (inside the caller's transaction)."""
+    cfg = alembic_config()
+    cfg.attributes["connection"] = conn
+    getattr(command, action)(cfg, revision)

@@ -1,0 +1,223 @@
+"""The ledger's tables as typed SQLAlchemy models: the schema Alembic migrations are checked against.
+
+Amount columns end in ``_e6`` and hold integer millionths (see ``ledger.db.types.ScaledDecimal``);
+the ``v_*`` views and ``docs/schema.md`` give them in human units. Every table that records trading
+carries ``account_id`` and ``epoch``: ``reset`` starts a new epoch and leaves earlier ones queryable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ledger.db.types import ScaledDecimal, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SYMBOL_LENGTH = 32
+RUN_ID_LENGTH = 32
+ORDER_ID_LENGTH = 32
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Account(Base):
+    """One paper account. Its row is the lock every write transaction on the account takes first."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint("cash_e6 >= 0", name="cash_not_negative"),
+        CheckConstraint("reserved_cash_e6 >= 0", name="reserved_cash_not_negative"),
+        CheckConstraint("initial_cash_e6 >= 0", name="initial_cash_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    epoch: Mapped[int] = mapped_column(Integer, default=1)
+    initial_cash_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    cash_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    reserved_cash_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Run(Base):
+    """One session of trading on an account by one process; ``run_id=`` resumes it."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    slippage_bps_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    fee_bps_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+
+
+class Order(Base):
+    """Every order ever submitted, rejected ones included, with its current status."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        # A rejected order is kept as submitted, so its side or type may be the invalid value that got it rejected.
+        CheckConstraint("status = 'rejected' OR side IN ('BUY', 'SELL')", name="side"),
+        CheckConstraint("status = 'rejected' OR order_type IN ('market', 'limit')", name="order_type"),
+        CheckConstraint("status IN ('new', 'filled', 'canceled', 'rejected')", name="status"),
+        CheckConstraint("status = 'rejected' OR qty_e6 > 0", name="qty_positive"),
+        CheckConstraint("filled_qty_e6 >= 0", name="filled_qty_not_negative"),
+        CheckConstraint("reserved_cash_e6 >= 0 AND reserved_qty_e6 >= 0", name="reservation_not_negative"),
+        # A client_order_id names one live (non-rejected) order per account; rejections do not consume it.
+        Index(
+            "uq_orders_account_id_client_order_id",
+            "account_id",
+            "client_order_id",
+            unique=True,
+            sqlite_where=text("client_order_id IS NOT NULL AND status <> 'rejected'"),
+            postgresql_where=text("client_order_id IS NOT NULL AND status <> 'rejected'"),
+        ),
+        Index("ix_orders_account_id_epoch_status", "account_id", "epoch", "status"),
+        Index("ix_orders_account_id_symbol_status", "account_id", "symbol", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID_LENGTH), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    client_order_id: Mapped[str | None] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
+    side: Mapped[str] = mapped_column(String(8))
+    order_type: Mapped[str] = mapped_column(String(8))
+    qty_e6: Mapped[Decimal | None] = mapped_column(ScaledDecimal)
+    limit_price_e6: Mapped[Decimal | None] = mapped_column(ScaledDecimal)
+    slippage_bps_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    fee_bps_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    status: Mapped[str] = mapped_column(String(16))
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    filled_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    reserved_cash_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    reserved_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OrderEvent(Base):
+    """Append-only history of every order status change (``from_status`` is NULL at creation)."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Fill(Base):
+    """One execution of an order, with the quote it was priced from and the cash it moved."""
+
+    __tablename__ = "fills"
+    __table_args__ = (
+        CheckConstraint("side IN ('BUY', 'SELL')", name="side"),
+        CheckConstraint("qty_e6 > 0 AND price_e6 > 0", name="qty_price_positive"),
+        CheckConstraint("fee_e6 >= 0", name="fee_not_negative"),
+        Index("ix_fills_account_id_symbol_filled_at", "account_id", "symbol", "filled_at"),
+        Index("ix_fills_account_id_filled_at", "account_id", "filled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
+    side: Mapped[str] = mapped_column(String(8))
+    qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    price_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    notional_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    fee_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    realized_pnl_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    slippage_bps_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    fee_bps_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    quote_bid_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    quote_ask_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    quote_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    filled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Position(Base):
+    """Holdings per account, epoch and symbol: quantity, cost basis (fees included) and realized P&L."""
+
+    __tablename__ = "positions"
+    __table_args__ = (
+        CheckConstraint("qty_e6 >= 0", name="no_short"),
+        CheckConstraint("reserved_qty_e6 >= 0 AND reserved_qty_e6 <= qty_e6", name="reserved_within_qty"),
+    )
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH), primary_key=True)
+    qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    reserved_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    cost_basis_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    realized_pnl_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CashMovement(Base):
+    """Every change of an account's cash: the initial deposit of an epoch and one row per fill."""
+
+    __tablename__ = "cash_movements"
+    __table_args__ = (
+        CheckConstraint("kind IN ('initial', 'fill')", name="kind"),
+        Index("ix_cash_movements_account_id_epoch", "account_id", "epoch"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    fill_id: Mapped[int | None] = mapped_column(ForeignKey("fills.id"), unique=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Quote(Base):
+    """The last quote per account and symbol, so valuation and resting orders survive restarts."""
+
+    __tablename__ = "quotes"
+    __table_args__ = (CheckConstraint("bid_e6 > 0 AND ask_e6 >= bid_e6", name="sane_prices"),)
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH), primary_key=True)
+    bid_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    ask_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    bid_size_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    ask_size_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    quoted_at: Mapped[datetime] = mapped_column(UTCDateTime)
