@@ -66,7 +66,11 @@ def fills_stmt(
 ) -> Select[Any]:
     """Fills with their public order id, oldest first, filtered in SQL."""
     stmt = (
-        select(fills, orders.c.order_id.label("order_id"))
+        select(
+            *(column for column in fills.c if column.name != "order_id"),
+            fills.c.order_id.label("order_pk"),
+            orders.c.order_id.label("order_id"),
+        )
         .select_from(fills.join(orders, orders.c.id == fills.c.order_id))
         .where(fills.c.account_id == account_id)
         .order_by(fills.c.filled_at, fills.c.id)

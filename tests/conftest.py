@@ -1,0 +1,116 @@
+"""Shared fixtures: every test runs against a fresh ledger on SQLite and on a real PostgreSQL server.
+
+Engines come from ``LEDGER_TEST_ENGINES`` (default ``sqlite,postgresql``). Without PostgreSQL binaries the
+PostgreSQL half is skipped with a reason, except when ``LEDGER_REQUIRE_POSTGRES=1`` (set by .ci/run), where
+it fails instead. The fixture also points ``LEDGER_DATABASE_URL`` at the test's database and runs the test
+in its own temporary working directory, so code that uses the defaults (like the seed tests) is isolated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.pg_server import PostgresServer, find_pg_bin
+
+ENGINES = [name.strip() for name in os.environ.get("LEDGER_TEST_ENGINES", "sqlite,postgresql").split(",") if name.strip()]
+REQUIRE_POSTGRES = os.environ.get("LEDGER_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        message = "no PostgreSQL binaries (initdb, pg_ctl) found: PostgreSQL tests not run"
+        if REQUIRE_POSTGRES:
+            pytest.fail(message + " but LEDGER_REQUIRE_POSTGRES=1")
+        pytest.skip(message)
+    server = PostgresServer(bin_dir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=ENGINES)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty ledger database URL for this test on this engine."""
+    from ledger.db.engine import dispose_engines
+
+    if engine_name == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        dispose_engines()
+        return
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    name = server.create_database()
+    yield server.url(name)
+    dispose_engines()
+    server.drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def isolated_ledger(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """No LEDGER_* setting leaks in from the machine; the defaults resolve to this test's database."""
+    for key in list(os.environ):
+        if key.startswith("LEDGER_") and key not in ("LEDGER_TEST_ENGINES", "LEDGER_REQUIRE_POSTGRES", "LEDGER_PG_BIN"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("LEDGER_DATABASE_URL", db_url)
+    monkeypatch.chdir(tmp_path)
+    return db_url
+
+
+class FakeClock:
+    """A controllable broker clock: starts at a fixed UTC instant, moves only when told."""
+
+    def __init__(self, start: datetime = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)):
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.current += timedelta(**kwargs)
+        return self.current
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_broker(db_url: str, clock: FakeClock) -> Iterator[Callable[..., object]]:
+    """Open PaperBrokers on this test's database (closed at teardown); defaults: 100k cash, 5 bps, 1 bp."""
+    from ledger.brokers.paper import PaperBroker
+
+    opened: list[PaperBroker] = []
+
+    def factory(**kwargs: object) -> PaperBroker:
+        settings: dict[str, object] = {"db_url": db_url, "clock": clock}
+        if "run_id" not in kwargs:
+            settings.update(initial_cash=100_000, slippage_bps=5, fee_bps=1)
+        settings.update(kwargs)
+        broker = PaperBroker(**settings)  # type: ignore[arg-type]
+        opened.append(broker)
+        return broker
+
+    yield factory
+    for broker in opened:
+        broker.close()
+
+
+@pytest.fixture
+def broker(make_broker: Callable[..., object]) -> Iterator[object]:
+    """A broker with an AAPL quote (bid 150.00 / ask 150.10); its ledger must verify clean at the end."""
+    b = make_broker()
+    b.set_quote("AAPL", bid=150.0, ask=150.10)  # type: ignore[attr-defined]
+    yield b
+    assert b.verify() == []  # type: ignore[attr-defined]
