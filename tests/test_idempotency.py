@@ -1,0 +1,72 @@
+"""client_order_id: a resubmission returns the original order and fills nothing twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.exceptions import ClientOrderIdConflictError, InsufficientFundsError
+
+
+def test_same_client_order_id_same_parameters_returns_original(broker):
+    first = broker.submit_order("AAPL", "BUY", 10, client_order_id="rebalance-2024-01-02-AAPL")
+    again = broker.submit_order("AAPL", "BUY", 10, client_order_id="rebalance-2024-01-02-AAPL")
+    assert again["order_id"] == first["order_id"]
+    assert again["replayed"] is True and first["replayed"] is False
+    assert again["fill_price"] == first["fill_price"]
+    assert len(broker.get_fills()) == 1
+    assert broker.get_positions() == {"AAPL": 10.0}
+
+
+def test_resubmission_from_a_restarted_broker_is_idempotent(make_broker, broker):
+    first = broker.submit_order("AAPL", "BUY", 10, client_order_id="bar-17")
+    broker.close()
+    restarted = make_broker(run_id=None)
+    again = restarted.submit_order("aapl", "buy", 10.0, client_order_id="bar-17")
+    assert again["order_id"] == first["order_id"]
+    assert len(restarted.get_fills()) == 1
+
+
+def test_same_client_order_id_different_parameters_conflicts_and_changes_nothing(broker):
+    broker.submit_order("AAPL", "BUY", 10, client_order_id="c-1")
+    cash = broker.get_cash()
+    with pytest.raises(ClientOrderIdConflictError, match="c-1"):
+        broker.submit_order("AAPL", "BUY", 11, client_order_id="c-1")
+    with pytest.raises(ClientOrderIdConflictError):
+        broker.submit_order("AAPL", "BUY", 10, "limit", 150.0, client_order_id="c-1")
+    assert broker.get_cash() == cash
+    assert len(broker.get_orders()) == 1
+
+
+def test_client_order_ids_are_per_account(make_broker, broker):
+    broker.submit_order("AAPL", "BUY", 1, client_order_id="same")
+    other = make_broker(account="other")
+    other.set_quote("AAPL", bid=150.0, ask=150.1)
+    result = other.submit_order("AAPL", "BUY", 1, client_order_id="same")
+    assert result["replayed"] is False
+    assert other.verify() == []
+
+
+def test_rejected_order_does_not_consume_its_client_order_id(broker):
+    with pytest.raises(InsufficientFundsError):
+        broker.submit_order("AAPL", "BUY", 1000, client_order_id="retry-me")
+    broker.set_quote("AAPL", bid=50.0, ask=50.0)
+    filled = broker.submit_order("AAPL", "BUY", 1000, client_order_id="retry-me")
+    assert filled["status"] == "filled"
+    assert [o["status"] for o in broker.get_orders()] == ["rejected", "filled"]
+
+
+def test_resting_order_resubmitted_is_not_duplicated(broker):
+    first = broker.submit_order("AAPL", "BUY", 5, "limit", 140.0, client_order_id="rest-1")
+    again = broker.submit_order("AAPL", "BUY", 5, "limit", 140.0, client_order_id="rest-1")
+    assert again["order_id"] == first["order_id"] and again["status"] == "new"
+    assert len(broker.get_orders(status="new")) == 1
+    assert broker.get_account()["reserved_cash"] == pytest.approx(5 * 140 * 1.0001)
+
+
+@pytest.mark.parametrize("bad", ["", "has space", "x" * 129, "nul\x00", 42])
+def test_malformed_client_order_id_is_rejected(broker, bad):
+    from ledger.exceptions import OrderRejectedError
+
+    with pytest.raises(OrderRejectedError, match="client_order_id"):
+        broker.submit_order("AAPL", "BUY", 1, client_order_id=bad)
+    assert broker.get_positions() == {}
