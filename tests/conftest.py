@@ -87,8 +87,14 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_broker(db_url: str, clock: FakeClock) -> Iterator[Callable[..., object]]:
-    """Open PaperBrokers on this test's database (closed at teardown); defaults: 100k cash, 5 bps, 1 bp."""
+def make_broker(
+    db_url: str, clock: FakeClock, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., object]]:
+    """Open PaperBrokers on this test's database; defaults: 100k cash, 5 bps, 1 bp.
+
+    At teardown the brokers are closed and verify() must be empty for every account, unless the test is
+    marked ``corrupts_ledger`` (tests that damage rows on purpose to see verify() catch it).
+    """
     from ledger.brokers.paper import PaperBroker
 
     opened: list[PaperBroker] = []
@@ -105,6 +111,8 @@ def make_broker(db_url: str, clock: FakeClock) -> Iterator[Callable[..., object]
     yield factory
     for broker in opened:
         broker.close()
+    if opened and request.node.get_closest_marker("corrupts_ledger") is None:
+        assert ledger_problems(db_url) == [], "the ledger's invariants must hold after every scenario"
 
 
 @pytest.fixture
