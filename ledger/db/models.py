@@ -221,3 +221,42 @@ class Quote(Base):
     bid_size_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     ask_size_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     quoted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Bar(Base):
+    """A cached historical OHLCV bar from a market-data source, so a re-run replays exactly the same data.
+
+    Prices are rounded half-even to six decimals on the way in; volume is whole units (it never prices a fill).
+    A re-fetch replaces the bars of the time range it covers. No OHLC consistency check: the cache keeps what
+    the source delivered (vendors do ship the odd bar with high below close).
+    """
+
+    __tablename__ = "bars"
+
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH), primary_key=True)
+    interval: Mapped[str] = mapped_column(String(8), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    open_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    high_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    low_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    close_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    volume: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(32))
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BarRange(Base):
+    """A time range [range_start, range_end) for which ``bars`` holds everything the source had.
+
+    Bars alone cannot tell a market holiday from a range never fetched; this record can, so the cache
+    answers only for ranges it fully holds. Overlapping or touching ranges are merged on write.
+    """
+
+    __tablename__ = "bar_ranges"
+    __table_args__ = (CheckConstraint("range_end > range_start", name="range_not_empty"),)
+
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH), primary_key=True)
+    interval: Mapped[str] = mapped_column(String(8), primary_key=True)
+    range_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    range_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,257 @@
+"""pandas DataFrames of an account's fills, orders, positions and equity curve, for analysis and plots.
+
+Frames are a read-only *view* for analysis: amounts are float64 (the nearest double of the exact value);
+the exact figures are the Decimals in the ledger (``PaperBroker``, ``ledger.queries``) and the ``*_exact``
+columns of the ``v_*`` SQL views. Every frame covers the account's current epoch and has fixed dtypes, the
+same when it is empty:
+
+- times: ``datetime64[us, UTC]`` (the ledger stores microseconds);
+- amounts (quantities, prices, money, basis points): ``float64``, NaN where there is no value;
+- symbols, sides, order types and statuses: ``category``; ids and free text: ``string``; ``epoch``: int64.
+
+Each function takes a Connection (used inside its open transaction, or in a read transaction of its own),
+an Engine, or a database URL (None: the library's default), plus the account's name. All reads of one call
+happen in one transaction, so a frame is a consistent snapshot while other processes trade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, Select, select
+
+from ledger.book.validation import require_utc
+from ledger.constants import ORDER_STATUSES, SIDE_BUY
+from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors
+from ledger.db.models import Account, CashMovement
+from ledger.exceptions import LedgerError
+from ledger.queries import fills_stmt, mark_price, orders_stmt, position_rows
+
+Source = Connection | Engine | str | None
+
+accounts = Account.__table__
+cash_movements = CashMovement.__table__
+
+TIME_DTYPE = "datetime64[us, UTC]"
+
+# (frame column, row attribute, kind): the columns of each frame, in order.
+_FILL_COLUMNS = (
+    ("filled_at", "filled_at", "time"),
+    ("order_id", "order_id", "string"),
+    ("symbol", "symbol", "category"),
+    ("side", "side", "category"),
+    ("qty", "qty_e6", "amount"),
+    ("price", "price_e6", "amount"),
+    ("notional", "notional_e6", "amount"),
+    ("fee", "fee_e6", "amount"),
+    ("realized_pnl", "realized_pnl_e6", "amount"),
+    ("quote_bid", "quote_bid_e6", "amount"),
+    ("quote_ask", "quote_ask_e6", "amount"),
+    ("quote_at", "quote_at", "time"),
+    ("slippage_bps", "slippage_bps_e6", "amount"),
+    ("fee_bps", "fee_bps_e6", "amount"),
+    ("run_id", "run_id", "string"),
+    ("epoch", "epoch", "int"),
+)
+_ORDER_COLUMNS = (
+    ("submitted_at", "submitted_at", "time"),
+    ("order_id", "order_id", "string"),
+    ("client_order_id", "client_order_id", "string"),
+    ("symbol", "symbol", "category"),
+    ("side", "side", "category"),
+    ("order_type", "order_type", "category"),
+    ("status", "status", "category"),
+    ("qty", "qty_e6", "amount"),
+    ("limit_price", "limit_price_e6", "amount"),
+    ("filled_qty", "filled_qty_e6", "amount"),
+    ("reserved_cash", "reserved_cash_e6", "amount"),
+    ("reserved_qty", "reserved_qty_e6", "amount"),
+    ("slippage_bps", "slippage_bps_e6", "amount"),
+    ("fee_bps", "fee_bps_e6", "amount"),
+    ("reject_reason", "reject_reason", "string"),
+    ("updated_at", "updated_at", "time"),
+    ("run_id", "run_id", "string"),
+    ("epoch", "epoch", "int"),
+)
+_POSITION_COLUMNS = (
+    ("symbol", "symbol", "category"),
+    ("qty", "qty", "amount"),
+    ("reserved_qty", "reserved_qty", "amount"),
+    ("avg_cost", "avg_cost", "amount"),
+    ("cost_basis", "cost_basis", "amount"),
+    ("last_price", "last_price", "amount"),
+    ("market_value", "market_value", "amount"),
+    ("unrealized_pnl", "unrealized_pnl", "amount"),
+    ("realized_pnl", "realized_pnl", "amount"),
+)
+_EQUITY_COLUMNS = (
+    ("timestamp", "timestamp", "time"),
+    ("cash", "cash", "amount"),
+    ("positions_value", "positions_value", "amount"),
+    ("equity", "equity", "amount"),
+)
+
+
+def fills_frame(
+    source: Source, account: str, since: datetime | None = None, symbol: str | None = None
+) -> pd.DataFrame:
+    """The account's fills, oldest first; ``since`` (UTC-aware, inclusive) and ``symbol`` filter in SQL.
+
+    Columns: filled_at, order_id (public id), symbol, side, qty, price, notional, fee, realized_pnl,
+    quote_bid, quote_ask, quote_at (the quote the fill was priced from), slippage_bps, fee_bps, run_id, epoch.
+    """
+    since_utc = None if since is None else require_utc(since, "since")
+    with _reading(source) as conn:
+        account_row = _account(conn, account)
+        rows = conn.execute(fills_stmt(account_row.id, since=since_utc, symbol=symbol)).all()
+    return _frame(rows, _FILL_COLUMNS)
+
+
+def orders_frame(source: Source, account: str, status: str | None = None) -> pd.DataFrame:
+    """The account's orders in submission order (rejected ones included), optionally of one ``status``.
+
+    Columns: submitted_at, order_id, client_order_id, symbol, side, order_type, status, qty, limit_price,
+    filled_qty, reserved_cash, reserved_qty, slippage_bps, fee_bps, reject_reason, updated_at, run_id, epoch.
+    """
+    if status is not None and status not in ORDER_STATUSES:
+        raise ValueError(f"unknown order status {status!r}; expected one of {', '.join(ORDER_STATUSES)}")
+    with _reading(source) as conn:
+        account_row = _account(conn, account)
+        rows = conn.execute(orders_stmt(account_row.id, status=status)).all()
+    return _frame(rows, _ORDER_COLUMNS)
+
+
+def positions_frame(source: Source, account: str) -> pd.DataFrame:
+    """Every position of the current epoch, closed ones included (they carry realized P&L), by symbol.
+
+    ``avg_cost`` = cost_basis / qty (buy fees included; NaN when flat). ``last_price`` is the mid of the
+    account's last quote for the symbol, the price the broker values positions at; without a quote it is
+    NaN and so are ``market_value`` (qty x last_price) and ``unrealized_pnl`` (market_value - cost_basis).
+    Computed in Decimal, converted to float last.
+    """
+    with _reading(source) as conn:
+        account_row = _account(conn, account)
+        rows = position_rows(conn, account_row.id, include_flat=True)
+    records = []
+    for row in rows:
+        mid = mark_price(row.bid_e6, row.ask_e6)
+        market_value = None if mid is None else row.qty_e6 * mid
+        records.append(
+            {
+                "symbol": row.symbol,
+                "qty": row.qty_e6,
+                "reserved_qty": row.reserved_qty_e6,
+                "avg_cost": row.cost_basis_e6 / row.qty_e6 if row.qty_e6 else None,
+                "cost_basis": row.cost_basis_e6,
+                "last_price": mid,
+                "market_value": market_value,
+                "unrealized_pnl": None if market_value is None else market_value - row.cost_basis_e6,
+                "realized_pnl": row.realized_pnl_e6,
+            }
+        )
+    return _frame(records, _POSITION_COLUMNS)
+
+
+def equity_curve(source: Source, account: str) -> pd.DataFrame:
+    """Account value over the current epoch: one row at its start, then one per distinct fill time.
+
+    At each time: ``cash`` after every fill up to and including it; ``positions_value`` = the sum over
+    symbols of quantity held x the price of that symbol's latest fill so far (the last trade price the
+    ledger knows at that moment); ``equity`` = cash + positions_value. Between fills the curve is flat by
+    definition: it does not mark to quotes, so its last row differs from ``PaperBroker.get_portfolio_value``
+    (mid of the last quote) once the quote has moved since the last fill.
+    """
+    with _reading(source) as conn:
+        account_row = _account(conn, account)
+        start = conn.execute(_epoch_start_stmt(account_row)).one()
+        fills = conn.execute(fills_stmt(account_row.id)).all()
+    cash: Decimal = start.amount_e6
+    held: dict[str, Decimal] = {}
+    last_price: dict[str, Decimal] = {}
+    points = [_equity_point(start.at, cash, held, last_price)]
+    for index, fill in enumerate(fills):
+        signed_qty = fill.qty_e6 if fill.side == SIDE_BUY else -fill.qty_e6
+        cash += -(fill.notional_e6 + fill.fee_e6) if fill.side == SIDE_BUY else fill.notional_e6 - fill.fee_e6
+        held[fill.symbol] = held.get(fill.symbol, Decimal(0)) + signed_qty
+        last_price[fill.symbol] = fill.price_e6
+        is_last_at_this_time = index + 1 == len(fills) or fills[index + 1].filled_at != fill.filled_at
+        if is_last_at_this_time:
+            points.append(_equity_point(fill.filled_at, cash, held, last_price))
+    return _frame(points, _EQUITY_COLUMNS)
+
+
+def _equity_point(
+    at: datetime, cash: Decimal, held: dict[str, Decimal], price: dict[str, Decimal]
+) -> dict[str, Any]:
+    positions_value = sum((qty * price[symbol] for symbol, qty in held.items()), Decimal(0))
+    equity = cash + positions_value
+    return {"timestamp": at, "cash": cash, "positions_value": positions_value, "equity": equity}
+
+
+def _epoch_start_stmt(account: Any) -> Select[Any]:
+    """The deposit that opened the account's current epoch (its time and amount)."""
+    return (
+        select(cash_movements.c.at, cash_movements.c.amount_e6)
+        .where(
+            cash_movements.c.account_id == account.id,
+            cash_movements.c.epoch == account.epoch,
+            cash_movements.c.kind == "initial",
+        )
+        .order_by(cash_movements.c.id)
+        .limit(1)
+    )
+
+
+@contextmanager
+def _reading(source: Source) -> Iterator[Connection]:
+    """A connection inside one read transaction (the caller's own, when it already has one open)."""
+    if isinstance(source, Connection):
+        if source.in_transaction():
+            yield source
+        else:
+            with read_transaction(source):
+                yield source
+        return
+    engine = source if isinstance(source, Engine) else get_engine(resolve_db_url(source))
+    with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
+        yield conn
+
+
+def _account(conn: Connection, name: str) -> Any:
+    """The account's id and current epoch, read in the caller's transaction."""
+    row = None
+    if isinstance(name, str):
+        stmt = select(accounts.c.id, accounts.c.epoch).where(accounts.c.name == name)
+        row = conn.execute(stmt).one_or_none()
+    if row is None:
+        raise LedgerError(f"no account named {name!r}"[:200])
+    return row
+
+
+def _frame(rows: Sequence[Any], columns: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
+    """Rows (objects or dicts) as a frame with the fixed dtype of each column's kind."""
+
+    def values(attribute: str) -> list[Any]:
+        return [row[attribute] if isinstance(row, dict) else getattr(row, attribute) for row in rows]
+
+    return pd.DataFrame({name: _column(values(attribute), kind) for name, attribute, kind in columns})
+
+
+def _column(values: list[Any], kind: str) -> Any:
+    if kind == "amount":
+        return np.array([np.nan if value is None else float(value) for value in values], dtype="float64")
+    if kind == "time":
+        return pd.DatetimeIndex(values, dtype=TIME_DTYPE)
+    if kind == "category":
+        return pd.Categorical(values)
+    if kind == "string":
+        return pd.array(values, dtype="string")
+    if kind == "int":
+        return np.array(values, dtype="int64")
+    raise AssertionError(f"unknown column kind {kind!r}")

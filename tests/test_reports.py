@@ -1,0 +1,145 @@
+"""ledger.reports: fills, orders, positions and equity frames with fixed dtypes and the ledger's numbers."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from ledger import reports
+from ledger.db.engine import get_engine, read_transaction
+from ledger.exceptions import LedgerError
+from tests.test_views import DAY1, DAY2, DAY3, populate_ledger
+
+
+@pytest.fixture
+def scenario(make_broker, clock):
+    return populate_ledger(make_broker, clock)
+
+
+def assert_utc_times(frame: pd.DataFrame, *columns: str) -> None:
+    for column in columns:
+        assert frame[column].dtype == "datetime64[us, UTC]", column
+
+
+def assert_floats(frame: pd.DataFrame, *columns: str) -> None:
+    for column in columns:
+        assert frame[column].dtype == "float64", column
+
+
+def test_fills_frame_has_the_brokers_fills_with_fixed_dtypes(scenario, db_url):
+    frame = reports.fills_frame(db_url, "alice")
+    fills = scenario.alice.get_fills()
+
+    assert list(frame["order_id"]) == [fill["order_id"] for fill in fills]
+    assert list(frame["price"]) == [fill["fill_price"] for fill in fills]
+    assert list(frame["fee"]) == [fill["fee"] for fill in fills]
+    assert list(frame["realized_pnl"]) == [0.0, 0.0, 38.935622, 0.0]
+    assert list(frame["filled_at"]) == [pd.Timestamp(day) for day in (DAY1, DAY1, DAY2, DAY3)]
+    assert_utc_times(frame, "filled_at", "quote_at")
+    assert_floats(frame, "qty", "price", "notional", "fee", "realized_pnl", "quote_bid", "quote_ask")
+    assert_floats(frame, "slippage_bps", "fee_bps")
+    assert isinstance(frame["symbol"].dtype, pd.CategoricalDtype)
+    assert isinstance(frame["side"].dtype, pd.CategoricalDtype)
+    assert frame["order_id"].dtype == "string" and frame["run_id"].dtype == "string"
+    assert frame["epoch"].dtype == "int64"
+
+
+def test_fills_frame_filters_by_time_and_symbol_and_keeps_dtypes_when_empty(scenario, db_url):
+    since = reports.fills_frame(db_url, "alice", since=DAY2)
+    assert list(since["side"]) == ["SELL", "BUY"]
+    assert list(reports.fills_frame(db_url, "alice", symbol="MSFT")["qty"]) == [4.0]
+    empty = reports.fills_frame(db_url, "alice", symbol="TSLA")
+    full = reports.fills_frame(db_url, "alice")
+    assert empty.empty and list(empty.columns) == list(full.columns)
+    for column in full.columns:
+        assert type(empty[column].dtype) is type(full[column].dtype), column
+    with pytest.raises(ValueError, match="timezone-aware"):
+        reports.fills_frame(db_url, "alice", since=datetime(2024, 1, 3))
+
+
+def test_frames_cover_the_current_epoch_only(scenario, db_url):
+    bob = reports.fills_frame(db_url, "bob")
+    assert list(bob["symbol"]) == ["AAPL"] and list(bob["epoch"]) == [2]
+
+
+def test_orders_frame_includes_rejections_with_their_reason(scenario, db_url):
+    frame = reports.orders_frame(db_url, "alice")
+
+    assert list(frame["status"]) == ["filled", "filled", "filled", "rejected", "rejected", "filled", "new"]
+    rejected = reports.orders_frame(db_url, "alice", status="rejected")
+    reasons = list(rejected["reject_reason"])
+    assert reasons[0].startswith("Insufficient shares") and reasons[1].startswith("Insufficient cash")
+    assert math.isnan(frame["limit_price"][0]) and frame["limit_price"][2] == 95.0
+    assert frame["client_order_id"][2] == "dip-buy-1" and frame["client_order_id"].isna()[0]
+    assert_utc_times(frame, "submitted_at", "updated_at")
+    assert_floats(frame, "qty", "limit_price", "filled_qty", "reserved_cash", "reserved_qty")
+    assert isinstance(frame["status"].dtype, pd.CategoricalDtype)
+    with pytest.raises(ValueError, match="unknown order status"):
+        reports.orders_frame(db_url, "alice", status="open")
+
+
+def test_positions_frame_values_positions_at_the_mid_of_the_last_quote(scenario, db_url):
+    frame = reports.positions_frame(db_url, "alice").set_index("symbol")
+
+    aapl = frame.loc["AAPL"]
+    assert (aapl["qty"], aapl["cost_basis"], aapl["last_price"], aapl["market_value"]) == (
+        11.0, 1074.646072, 94.25, 1036.75,
+    )
+    assert aapl["avg_cost"] == 1074.646072 / 11
+    assert aapl["unrealized_pnl"] == pytest.approx(-37.896072, abs=1e-12)
+    assert aapl["realized_pnl"] == 38.935622
+    msft = frame.loc["MSFT"]
+    assert (msft["qty"], msft["reserved_qty"], msft["market_value"]) == (4.0, 2.0, 999.0)
+    account = scenario.alice.get_account()
+    assert account["cash"] + frame["market_value"].sum() == pytest.approx(account["equity"], abs=1e-9)
+
+
+def test_positions_frame_keeps_closed_positions_for_their_realized_pnl(broker, db_url):
+    broker.submit_order("AAPL", "BUY", 10)
+    broker.submit_order("AAPL", "SELL", 10)
+
+    (row,) = reports.positions_frame(db_url, "default").to_dict("records")
+
+    assert row["qty"] == 0.0 and row["market_value"] == 0.0 and math.isnan(row["avg_cost"])
+    realized = sum(fill["realized_pnl"] for fill in broker.get_fills())
+    assert row["realized_pnl"] == pytest.approx(realized, abs=1e-9)
+    assert row["realized_pnl"] < 0  # the round trip paid the spread, slippage and fees
+
+
+def test_equity_curve_marks_holdings_at_the_last_fill_prices(scenario, db_url):
+    curve = reports.equity_curve(db_url, "alice")
+
+    assert list(curve["timestamp"]) == [pd.Timestamp(t) for t in (DAY1, DAY1, DAY2, DAY3)]
+    assert list(curve["cash"]) == pytest.approx([100_000, 97_995.998, 98_435.734022, 97_962.28855], abs=1e-9)
+    # After day 3: 11 AAPL at 94.5945 (the dip buy) + 4 MSFT at 250.25.
+    positions_value = [0, 2002.0, 6 * 109.945 + 1001.0, 11 * 94.5945 + 1001.0]
+    assert list(curve["positions_value"]) == pytest.approx(positions_value)
+    assert (curve["equity"] == curve["cash"] + curve["positions_value"]).all()
+    assert_utc_times(curve, "timestamp")
+    assert_floats(curve, "cash", "positions_value", "equity")
+
+
+def test_equity_curve_starts_at_the_epochs_deposit(scenario, db_url):
+    curve = reports.equity_curve(db_url, "bob")
+    # Bob reset on day 2 and bought once the same day.
+    assert list(curve["timestamp"]) == [pd.Timestamp(DAY2), pd.Timestamp(DAY2)]
+    assert list(curve["equity"]) == pytest.approx([10_000.0, 9_449.0 + 5 * 110.2])
+
+
+def test_a_connection_an_engine_and_a_url_give_the_same_frames(scenario, db_url):
+    from_url = reports.orders_frame(db_url, "alice")
+    engine = get_engine(db_url)
+    pd.testing.assert_frame_equal(reports.orders_frame(engine, "alice"), from_url)
+    with engine.connect() as conn:
+        pd.testing.assert_frame_equal(reports.orders_frame(conn, "alice"), from_url)
+        with read_transaction(conn):  # the caller's own transaction is used, not nested
+            inside = reports.positions_frame(conn, "alice")
+        pd.testing.assert_frame_equal(inside, reports.positions_frame(db_url, "alice"))
+
+
+def test_an_unknown_account_is_a_ledger_error(scenario, db_url):
+    with pytest.raises(LedgerError, match="no account named 'carol'"):
+        reports.fills_frame(db_url, "carol")
