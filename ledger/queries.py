@@ -7,9 +7,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, select
+from sqlalchemy import Connection, Select, and_, case, column, func, select, table
 
 from ledger.book.store import accounts, fills, orders, positions, quotes, runs
+
+# The audit view of daily P&L (migration 0002); views are not in the models' metadata.
+v_daily_pnl = table(
+    "v_daily_pnl",
+    *(column(name) for name in (
+        "account_id", "account", "epoch", "is_current_epoch", "day", "symbol", "fill_count", "bought_qty",
+        "sold_qty", "bought_notional", "sold_notional", "fees", "realized_pnl", "net_cash",
+    )),
+)
+
 
 def account_row(conn: Connection, account_id: int) -> Any:
     return conn.execute(select(accounts).where(accounts.c.id == account_id)).one()
@@ -76,9 +86,7 @@ def fills_stmt(
         .order_by(fills.c.filled_at, fills.c.id)
     )
     if current_epoch_only:
-        stmt = stmt.where(
-            fills.c.epoch == select(accounts.c.epoch).where(accounts.c.id == account_id).scalar_subquery()
-        )
+        stmt = stmt.where(fills.c.epoch == _current_epoch(account_id))
     if since is not None:
         stmt = stmt.where(fills.c.filled_at >= since)
     if symbol is not None:
@@ -89,9 +97,7 @@ def fills_stmt(
 def orders_stmt(account_id: int, *, status: str | None = None, current_epoch_only: bool = True) -> Select[Any]:
     stmt = select(orders).where(orders.c.account_id == account_id).order_by(orders.c.id)
     if current_epoch_only:
-        stmt = stmt.where(
-            orders.c.epoch == select(accounts.c.epoch).where(accounts.c.id == account_id).scalar_subquery()
-        )
+        stmt = stmt.where(orders.c.epoch == _current_epoch(account_id))
     if status is not None:
         stmt = stmt.where(orders.c.status == status)
     return stmt
@@ -113,3 +119,36 @@ def stream(conn: Connection, stmt: Select[Any], batch: int = 1000) -> Iterator[A
     result = conn.execute(stmt.execution_options(yield_per=batch))
     for partition in result.partitions():
         yield from partition
+
+
+def _current_epoch(account_id: int) -> Any:
+    return select(accounts.c.epoch).where(accounts.c.id == account_id).scalar_subquery()
+
+
+def symbol_totals_stmt(account_id: int) -> Select[Any]:
+    """Per-symbol totals of the account's current epoch: fills, bought and sold quantity, fees, realized P&L."""
+    bought = case((fills.c.side == "BUY", fills.c.qty_e6), else_=0)
+    sold = case((fills.c.side == "SELL", fills.c.qty_e6), else_=0)
+    return (
+        select(
+            fills.c.symbol,
+            func.count().label("fill_count"),
+            func.sum(bought, type_=fills.c.qty_e6.type).label("bought_qty_e6"),
+            func.sum(sold, type_=fills.c.qty_e6.type).label("sold_qty_e6"),
+            func.sum(fills.c.notional_e6).label("notional_e6"),
+            func.sum(fills.c.fee_e6).label("fee_e6"),
+            func.sum(fills.c.realized_pnl_e6).label("realized_pnl_e6"),
+        )
+        .where(fills.c.account_id == account_id, fills.c.epoch == _current_epoch(account_id))
+        .group_by(fills.c.symbol)
+        .order_by(fills.c.symbol)
+    )
+
+
+def daily_pnl_stmt(account_id: int) -> Select[Any]:
+    """The account's daily P&L per symbol (current epoch) from the ``v_daily_pnl`` audit view, in human units."""
+    return (
+        select(v_daily_pnl)
+        .where(v_daily_pnl.c.account_id == account_id, v_daily_pnl.c.epoch == _current_epoch(account_id))
+        .order_by(v_daily_pnl.c.day, v_daily_pnl.c.symbol)
+    )

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.book import store
 from ledger.book.orders import release_resting
-from ledger.book.store import AccountState
+from ledger.book.store import AccountState, Store
 from ledger.exceptions import AccountMismatchError, LedgerError
 
 ACCOUNT_NAME_MAX = 64
@@ -43,8 +43,10 @@ def open_account(
             account = store.find_account(conn, name, lock=True)
             assert account is not None
         else:
-            account = store.lock_account(conn, account_id)
-            store.insert_cash_movement(conn, account, None, "initial", cash, now)
+            ledger = Store(conn)
+            account = ledger.lock_account(account_id)
+            ledger.add_cash_movement(account, None, "initial", cash, now)
+            ledger.flush(now)
             return account
     if explicit_cash is not None and explicit_cash != account.initial_cash:
         raise AccountMismatchError(
@@ -102,17 +104,18 @@ def end_run(conn: Connection, run_id: str, now: datetime) -> None:
 
 
 def reset_account(
-    conn: Connection, account_id: int, run_id: str, initial_cash: Decimal | None, now: datetime
+    ledger: Store, account_id: int, run_id: str, initial_cash: Decimal | None, now: datetime
 ) -> AccountState:
     """Start a new epoch: cancel resting orders, restore cash. Earlier epochs' rows stay queryable."""
-    account = store.lock_account(conn, account_id)
-    for row in store.resting_orders(conn, account):
-        release_resting(conn, account, row, now, "account reset")
+    account = ledger.lock_account(account_id)
+    for order in ledger.resting_orders(account):
+        release_resting(ledger, account, order, now, "account reset")
+    ledger.flush(now)  # the released positions belong to the old epoch: save them before it changes
     account.epoch += 1
     if initial_cash is not None:
         account.initial_cash = initial_cash
     account.cash = account.initial_cash
     account.reserved_cash = Decimal(0)
-    store.save_account(conn, account, now)
-    store.insert_cash_movement(conn, account, run_id, "initial", account.initial_cash, now)
+    ledger.add_cash_movement(account, run_id, "initial", account.initial_cash, now)
+    ledger.flush(now)
     return account

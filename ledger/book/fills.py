@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection
-
-from ledger.book import store
 from ledger.book.pricing import FillPrice, execution_price, price_fill
-from ledger.book.store import AccountState, PositionState
+from ledger.book.store import AccountState, PositionState, QuoteSnapshot, Store
 from ledger.constants import SIDE_BUY
 from ledger.money import round_amount
 
 
-@dataclass(frozen=True)
-class QuoteSnapshot:
-    """The quote a fill was priced from (recorded on the fill for audit)."""
-
-    bid: Decimal
-    ask: Decimal
-    quoted_at: datetime
-
-
-@dataclass(frozen=True)
-class FillableOrder:
-    """What a fill needs to know about its order."""
+class FillableOrder(NamedTuple):
+    """What a fill needs to know about its order (a NamedTuple: built once or twice per order on the hot path)."""
 
     pk: int
     order_id: str
@@ -47,7 +33,7 @@ def price_order(order: FillableOrder, quote: QuoteSnapshot) -> FillPrice:
 
 
 def apply_fill(
-    conn: Connection,
+    store: Store,
     account: AccountState,
     position: PositionState,
     order: FillableOrder,
@@ -56,11 +42,12 @@ def apply_fill(
     run_id: str,
     now: datetime,
 ) -> dict[str, Any]:
-    """Record the fill, its cash movement and the position change; update ``account`` and ``position`` in place.
+    """Queue the fill, its cash movement and the position change; update ``account`` and ``position`` in place.
 
-    The caller has checked that the account can afford a buy and holds the shares for a sell, and saves
-    ``account`` and the order's status afterwards (so a batch saves the account once).
+    The caller has checked that the account can afford a buy and holds the shares for a sell, and records the
+    order's status; the store saves ``account`` and ``position`` once per transaction (see ``Store.flush``).
     Cost basis includes buy fees; realized P&L of a sell is proceeds net of fee minus the cost basis share sold.
+    Returns the fill with the order's public id as ``order_id`` and the fill's key as ``fill_id``.
     """
     if order.side == SIDE_BUY:
         cash_delta = -priced.buy_cost
@@ -79,6 +66,7 @@ def apply_fill(
         position.reserved_qty -= order.reserved_qty
         position.cost_basis -= cost_share
         position.realized_pnl += realized
+    store.touch_position(position)
     account.cash += cash_delta
     account.reserved_cash -= order.reserved_cash
     fill_values = {
@@ -100,7 +88,6 @@ def apply_fill(
         "quote_at": quote.quoted_at,
         "filled_at": now,
     }
-    fill_id = store.insert_fill(conn, fill_values)
-    store.insert_cash_movement(conn, account, run_id, "fill", cash_delta, now, fill_id=fill_id)
-    store.save_position(conn, account, position, now)
+    fill_id = store.add_fill(fill_values)
+    store.add_cash_movement(account, run_id, "fill", cash_delta, now, fill_key=fill_id)
     return {**fill_values, "order_id": order.order_id, "fill_id": fill_id}

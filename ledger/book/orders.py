@@ -1,4 +1,4 @@
-"""Use cases on orders: submit (fill now, rest, or reject) and cancel. Each runs inside one write transaction."""
+"""Use cases on orders: submit one or a batch (fill now, rest, or reject) and cancel. Each is one transaction."""
 
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row
-
-from ledger.book import store
-from ledger.book.fills import FillableOrder, QuoteSnapshot, apply_fill, price_order
+from ledger.book.fills import FillableOrder, apply_fill, price_order
 from ledger.book.pricing import buy_reservation, is_marketable
-from ledger.book.store import AccountState, PositionState
+from ledger.book.store import AccountState, PositionState, QuoteSnapshot, Store
 from ledger.book.validation import InvalidOrder, OrderRequest
 from ledger.constants import (
     ORDER_LIMIT,
@@ -75,11 +72,9 @@ def _base_values(ctx: TradingContext, account: AccountState, now: datetime) -> d
     }
 
 
-def record_invalid_order(
-    conn: Connection, ctx: TradingContext, invalid: InvalidOrder, now: datetime
-) -> SubmitOutcome:
+def record_invalid_order(store: Store, ctx: TradingContext, invalid: InvalidOrder, now: datetime) -> SubmitOutcome:
     """Keep an order that failed validation for audit, as submitted (it never holds a client_order_id)."""
-    account = store.lock_account(conn, ctx.account_id)
+    account = store.lock_account(ctx.account_id)
     values = {
         **_base_values(ctx, account, now),
         "client_order_id": None,
@@ -88,63 +83,91 @@ def record_invalid_order(
         "order_type": invalid.order_type,
         "qty_e6": None,
         "limit_price_e6": None,
-        "status": STATUS_REJECTED,
-        "reject_reason": invalid.reason,
     }
-    pk = store.insert_order(conn, values)
-    store.insert_order_event(conn, pk, now, None, STATUS_REJECTED, invalid.reason)
-    return SubmitOutcome({**values, "id": pk}, error=OrderRejectedError(invalid.symbol, invalid.reason))
-
-
-def _same_parameters(row: Row[Any], request: OrderRequest) -> bool:
-    m = row._mapping
-    return (
-        m["symbol"] == request.symbol
-        and m["side"] == request.side
-        and m["order_type"] == request.order_type
-        and m["qty_e6"] == request.qty
-        and m["limit_price_e6"] == request.limit_price
-    )
-
-
-def submit_order(conn: Connection, ctx: TradingContext, request: OrderRequest, now: datetime) -> SubmitOutcome:
-    """Fill a market or marketable limit order now, rest a non-marketable limit, or reject; never half of one."""
-    account = store.lock_account(conn, ctx.account_id)
-    if request.client_order_id is not None:
-        existing = store.find_live_order_by_client_id(conn, account.id, request.client_order_id)
-        if existing is not None:
-            if not _same_parameters(existing, request):
-                raise ClientOrderIdConflictError(
-                    f"client_order_id {request.client_order_id!r} already names order {existing.order_id} "
-                    f"({existing.side} {existing.qty_e6} {existing.symbol} {existing.order_type}); "
-                    "a different order needs a different id"
-                )
-            fill = store.fill_for_order(conn, existing.id)
-            fill_values = None if fill is None else {**fill._mapping, "order_id": existing.order_id}
-            return SubmitOutcome(dict(existing._mapping), fill=fill_values, replayed=True)
-    outcome = place_order(conn, ctx, account, request, now, positions={})
-    if outcome.error is None:
-        store.save_account(conn, account, now)
+    outcome = _reject(store, values, OrderRejectedError(invalid.symbol, invalid.reason))
+    store.flush(now)
     return outcome
 
 
-def place_order(
-    conn: Connection,
-    ctx: TradingContext,
-    account: AccountState,
-    request: OrderRequest,
-    now: datetime,
-    positions: dict[str, PositionState],
-) -> SubmitOutcome:
-    """Decide and record one order against an already locked ``account`` (edited in place, saved by the caller).
+def submit_order(store: Store, ctx: TradingContext, request: OrderRequest, now: datetime) -> SubmitOutcome:
+    """Fill a market or marketable limit order now, rest a non-marketable limit, or reject; never half of one.
 
-    ``positions`` caches position state across the orders of one transaction.
+    A rejection is recorded (the caller commits it, then raises ``outcome.error``).
     """
-    quote_row = store.get_quote(conn, account.id, request.symbol)
-    quote = None if quote_row is None else QuoteSnapshot(quote_row.bid_e6, quote_row.ask_e6, quote_row.quoted_at)
-    position = positions.get(request.symbol)
-    if position is None:
-        position = positions[request.symbol] = store.get_position(conn, account, request.symbol)
+    account = store.lock_account(ctx.account_id)
+    outcome = place_order(store, ctx, account, request, now)
+    store.flush(now)
+    return outcome
+
+
+def submit_orders(store: Store, ctx: TradingContext, requests: list[OrderRequest], now: datetime) -> list[SubmitOutcome]:
+    """Place a batch in one transaction, all or nothing: each order sees the cash and shares the earlier ones left.
+
+    On the first order that would be rejected, raises its error (the same type, the message naming the order's
+    index) before anything is written; the caller's transaction then rolls back.
+    """
+    account = store.lock_account(ctx.account_id)
+    store.reserve_keys(len(requests))
+    outcomes = []
+    for index, request in enumerate(requests):
+        try:
+            outcome = place_order(store, ctx, account, request, now)
+        except ClientOrderIdConflictError as exc:
+            raise ClientOrderIdConflictError(f"batch order #{index}: {exc}; nothing was submitted") from exc
+        if outcome.error is not None:
+            raise batch_rejection(index, outcome.error)
+        outcomes.append(outcome)
+    store.flush(now)
+    return outcomes
+
+
+def batch_rejection(index: int, error: OrderRejectedError) -> OrderRejectedError:
+    """``error`` (same type) with a message naming the batch index and saying nothing was written."""
+    rejection = type(error)(error.symbol, f"batch order #{index}: {error.reason}; nothing was submitted")
+    rejection.index = index  # type: ignore[attr-defined]
+    return rejection
+
+
+def _same_parameters(order: dict[str, Any], request: OrderRequest) -> bool:
+    return (
+        order["symbol"] == request.symbol
+        and order["side"] == request.side
+        and order["order_type"] == request.order_type
+        and order["qty_e6"] == request.qty
+        and order["limit_price_e6"] == request.limit_price
+    )
+
+
+def place_order(
+    store: Store, ctx: TradingContext, account: AccountState, request: OrderRequest, now: datetime
+) -> SubmitOutcome:
+    """Decide and queue one order against the locked ``account`` (edited in place; the store saves it).
+
+    A repeated client_order_id with the same parameters replays the original order (stored, or queued earlier
+    in this transaction); with different parameters it raises ClientOrderIdConflictError.
+    """
+    if request.client_order_id is not None:
+        existing = store.live_order_by_client_id(account.id, request.client_order_id)
+        if existing is not None:
+            order, fill = existing
+            if not _same_parameters(order, request):
+                raise ClientOrderIdConflictError(
+                    f"client_order_id {request.client_order_id!r} already names order {order['order_id']} "
+                    f"({order['side']} {order['qty_e6']} {order['symbol']} {order['order_type']}); "
+                    "a different order needs a different id"
+                )
+            return SubmitOutcome(order, fill=fill, replayed=True)
+    outcome = _place_new(store, ctx, account, request, now)
+    if request.client_order_id is not None and outcome.error is None:
+        store.hold_client_order_id(request.client_order_id, outcome.order, outcome.fill)
+    return outcome
+
+
+def _place_new(
+    store: Store, ctx: TradingContext, account: AccountState, request: OrderRequest, now: datetime
+) -> SubmitOutcome:
+    quote = store.quote(account, request.symbol)
+    position = store.position(account, request.symbol)
     values = {
         **_base_values(ctx, account, now),
         "client_order_id": request.client_order_id,
@@ -154,56 +177,58 @@ def place_order(
         "qty_e6": request.qty,
         "limit_price_e6": request.limit_price,
     }
-    order = FillableOrder(
-        0, values["order_id"], request.symbol, request.side, request.qty, request.limit_price,
-        ctx.slippage_bps, ctx.fee_bps, ZERO, ZERO,
-    )
-    fills_now = quote is not None and (
-        request.order_type != ORDER_LIMIT or is_marketable(request.side, request.limit_price, quote.bid, quote.ask)
-    )
     if request.order_type != ORDER_LIMIT and quote is None:
-        return _reject(conn, values, OrderRejectedError(request.symbol, f"No quote available for {request.symbol}"))
-
-    if fills_now:
-        priced = price_order(order, quote)
-        error = _affordability_error(request, account, position, priced.buy_cost)
-        if error is not None:
-            return _reject(conn, values, error)
-        values.update(status=STATUS_FILLED, filled_qty_e6=request.qty)
-        pk = store.insert_order(conn, values)
-        fill = apply_fill(
-            conn, account, position, FillableOrder(pk, *_order_fields(order)), priced, quote, ctx.run_id, now
-        )
-        _record_events(conn, pk, now, [(None, STATUS_NEW, None), (STATUS_NEW, STATUS_FILLED, None)])
-        return SubmitOutcome({**values, "id": pk}, fill=fill)
+        return _reject(store, values, OrderRejectedError(request.symbol, f"No quote available for {request.symbol}"))
+    if quote is not None and (
+        request.order_type != ORDER_LIMIT or is_marketable(request.side, request.limit_price, quote.bid, quote.ask)
+    ):
+        return _fill_now(store, ctx, account, position, quote, request, values, now)
 
     assert request.limit_price is not None
     if request.side == SIDE_BUY:
         reserve = buy_reservation(request.qty, request.limit_price, ctx.fee_bps)
         error = _affordability_error(request, account, position, reserve)
         if error is not None:
-            return _reject(conn, values, error)
+            return _reject(store, values, error)
         values["reserved_cash_e6"] = reserve
         account.reserved_cash += reserve
     else:
         error = _affordability_error(request, account, position, ZERO)
         if error is not None:
-            return _reject(conn, values, error)
+            return _reject(store, values, error)
         values["reserved_qty_e6"] = request.qty
         position.reserved_qty += request.qty
-        store.save_position(conn, account, position, now)
+        store.touch_position(position)
     values["status"] = STATUS_NEW
-    pk = store.insert_order(conn, values)
-    reason = "resting: no quote yet" if quote is None else "resting: limit not marketable"
-    _record_events(conn, pk, now, [(None, STATUS_NEW, reason)])
-    return SubmitOutcome({**values, "id": pk})
+    pk = store.add_order(values)
+    store.add_event(pk, now, None, STATUS_NEW, "resting: no quote yet" if quote is None else "resting: limit not marketable")
+    return SubmitOutcome(values)
 
 
-def _order_fields(order: FillableOrder) -> tuple[Any, ...]:
-    return (
-        order.order_id, order.symbol, order.side, order.qty, order.limit_price,
-        order.slippage_bps, order.fee_bps, order.reserved_cash, order.reserved_qty,
+def _fill_now(
+    store: Store,
+    ctx: TradingContext,
+    account: AccountState,
+    position: PositionState,
+    quote: QuoteSnapshot,
+    request: OrderRequest,
+    values: dict[str, Any],
+    now: datetime,
+) -> SubmitOutcome:
+    order = FillableOrder(
+        0, values["order_id"], request.symbol, request.side, request.qty, request.limit_price,
+        ctx.slippage_bps, ctx.fee_bps, ZERO, ZERO,
     )
+    priced = price_order(order, quote)
+    error = _affordability_error(request, account, position, priced.buy_cost)
+    if error is not None:
+        return _reject(store, values, error)
+    values.update(status=STATUS_FILLED, filled_qty_e6=request.qty)
+    pk = store.add_order(values)
+    store.add_event(pk, now, None, STATUS_NEW, None)
+    store.add_event(pk, now, STATUS_NEW, STATUS_FILLED, None)
+    fill = apply_fill(store, account, position, order._replace(pk=pk), priced, quote, ctx.run_id, now)
+    return SubmitOutcome(values, fill=fill)
 
 
 def _affordability_error(
@@ -225,75 +250,56 @@ def _affordability_error(
     return None
 
 
-def _reject(conn: Connection, values: dict[str, Any], error: OrderRejectedError) -> SubmitOutcome:
+def _reject(store: Store, values: dict[str, Any], error: OrderRejectedError) -> SubmitOutcome:
     values.update(status=STATUS_REJECTED, reject_reason=error.reason, reserved_cash_e6=ZERO, reserved_qty_e6=ZERO)
-    pk = store.insert_order(conn, values)
-    _record_events(conn, pk, values["submitted_at"], [(None, STATUS_REJECTED, error.reason)])
-    return SubmitOutcome({**values, "id": pk}, error=error)
+    pk = store.add_order(values)
+    store.add_event(pk, values["submitted_at"], None, STATUS_REJECTED, error.reason)
+    return SubmitOutcome(values, error=error)
 
 
-def _record_events(
-    conn: Connection, pk: int, now: datetime, transitions: list[tuple[str | None, str, str | None]]
-) -> None:
-    for from_status, to_status, reason in transitions:
-        store.insert_order_event(conn, pk, now, from_status, to_status, reason)
-
-
-def cancel_order(conn: Connection, ctx: TradingContext, order_id: str, now: datetime) -> dict[str, Any]:
+def cancel_order(store: Store, ctx: TradingContext, order_id: str, now: datetime) -> dict[str, Any]:
     """Cancel a resting order and release its reservation; a finished order just reports its status."""
     if not isinstance(order_id, str) or not order_id:
         raise OrderNotFoundError(repr(order_id)[:64])
-    account = store.lock_account(conn, ctx.account_id)
-    row = store.find_order(conn, account.id, order_id)
-    if row is None:
+    account = store.lock_account(ctx.account_id)
+    order = store.order(account.id, order_id)
+    if order is None:
         raise OrderNotFoundError(order_id)
-    if row.status == STATUS_NEW:
-        release_resting(conn, account, row, now, "canceled by request")
-        store.save_account(conn, account, now)
+    if order["status"] == STATUS_NEW:
+        release_resting(store, account, order, now, "canceled by request")
+        store.flush(now)
         status = STATUS_CANCELED
     else:
-        status = row.status
+        status = order["status"]
     return {"order_id": order_id, "status": status, "timestamp": now}
 
 
-def release_resting(conn: Connection, account: AccountState, row: Row[Any], now: datetime, reason: str) -> None:
-    """Mark a resting order canceled and give back the cash or shares it reserved (``account`` saved by caller)."""
-    account.reserved_cash -= row.reserved_cash_e6
-    if row.reserved_qty_e6:
-        position = store.get_position(conn, account, row.symbol)
-        position.reserved_qty -= row.reserved_qty_e6
-        store.save_position(conn, account, position, now)
-    store.update_order(
-        conn, row.id, {"status": STATUS_CANCELED, "reserved_cash_e6": ZERO, "reserved_qty_e6": ZERO, "updated_at": now}
-    )
-    store.insert_order_event(conn, row.id, now, STATUS_NEW, STATUS_CANCELED, reason)
+def release_resting(store: Store, account: AccountState, order: dict[str, Any], now: datetime, reason: str) -> None:
+    """Mark a resting order canceled and give back the cash or shares it reserved (saved by ``store.flush``)."""
+    account.reserved_cash -= order["reserved_cash_e6"]
+    if order["reserved_qty_e6"]:
+        position = store.position(account, order["symbol"])
+        position.reserved_qty -= order["reserved_qty_e6"]
+        store.touch_position(position)
+    store.update_order(order["id"], STATUS_CANCELED, order["filled_qty_e6"], ZERO, ZERO, now)
+    store.add_event(order["id"], now, STATUS_NEW, STATUS_CANCELED, reason)
 
 
 def fill_resting(
-    conn: Connection,
+    store: Store,
     account: AccountState,
     position: PositionState,
-    row: Row[Any],
+    order: dict[str, Any],
     quote: QuoteSnapshot,
     run_id: str,
     now: datetime,
 ) -> dict[str, Any]:
     """Fill a resting limit order that the new quote crossed; its reservation pays for it."""
-    order = FillableOrder(
-        row.id, row.order_id, row.symbol, row.side, row.qty_e6, row.limit_price_e6,
-        row.slippage_bps_e6, row.fee_bps_e6, row.reserved_cash_e6, row.reserved_qty_e6,
+    fillable = FillableOrder(
+        order["id"], order["order_id"], order["symbol"], order["side"], order["qty_e6"], order["limit_price_e6"],
+        order["slippage_bps_e6"], order["fee_bps_e6"], order["reserved_cash_e6"], order["reserved_qty_e6"],
     )
-    fill = apply_fill(conn, account, position, order, price_order(order, quote), quote, run_id, now)
-    store.update_order(
-        conn,
-        row.id,
-        {
-            "status": STATUS_FILLED,
-            "filled_qty_e6": row.qty_e6,
-            "reserved_cash_e6": ZERO,
-            "reserved_qty_e6": ZERO,
-            "updated_at": now,
-        },
-    )
-    store.insert_order_event(conn, row.id, now, STATUS_NEW, STATUS_FILLED, "limit crossed by quote")
+    fill = apply_fill(store, account, position, fillable, price_order(fillable, quote), quote, run_id, now)
+    store.update_order(order["id"], STATUS_FILLED, order["qty_e6"], ZERO, ZERO, now)
+    store.add_event(order["id"], now, STATUS_NEW, STATUS_FILLED, "limit crossed by quote")
     return fill

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Row
@@ -9,9 +10,9 @@ from sqlalchemy import Row
 from ledger.money import from_scaled, to_float
 
 
-def order_record(row: Row[Any] | Any) -> dict[str, Any]:
-    """An ``orders`` row as a protocol dict (quantities and prices as floats)."""
-    m = row._mapping
+def order_record(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
+    """An ``orders`` row (a Core row or the store's dict) as a protocol dict (quantities and prices as floats)."""
+    m = row._mapping if isinstance(row, Row) else row
     return {
         "order_id": m["order_id"],
         "client_order_id": m["client_order_id"],

@@ -1,21 +1,42 @@
-"""The SQL the use cases run, one small function per statement, all on the caller's connection.
+"""The SQL the use cases run: precompiled statements on the driver cursor of the caller's transaction.
 
-Nothing here opens or commits a transaction: the use case that calls these owns it (see ledger.book).
-Statements are SQLAlchemy Core (the ORM's unit of work adds nothing on these paths but cost), and the
-same statements run on SQLite and PostgreSQL.
+Nothing here opens or commits a transaction: the use case's caller owns it (``write_transaction`` in
+``ledger.db.engine``: ``BEGIN IMMEDIATE`` on SQLite), and ``Store`` runs its statements on the raw DBAPI cursor
+of that same SQLAlchemy connection. Going under SQLAlchemy's statement layer is deliberate: building,
+caching and executing a Core statement costs 12-17 us of Python, several times the work SQLite does, and a
+market order needs ten statements. The SQL text is written once, with the driver's placeholder style chosen
+per dialect, so SQLite and PostgreSQL run the same code path.
+
+Reads go to the database at once and are cached for the transaction (the account, each symbol's quote and
+position). New rows are queued and written by ``flush()`` in one ``executemany`` per table, with keys
+allocated up front (SQLite: the next rowids, under the write lock; PostgreSQL: the tables' sequences), so a
+batch of orders costs a handful of statements, not a few per order. Values cross the boundary in the
+ledger's storage forms: amounts as integer millionths (``ledger.money``, the same as ``ScaledDecimal``),
+times as UTC (``UTCDateTime``'s text on SQLite, ``timestamptz`` on PostgreSQL). Driver errors are re-raised
+as SQLAlchemy's ``DBAPIError`` family, so ``translate_db_errors`` and ``IntegrityError`` handling work as
+for Core statements.
+
+The Core ``Table`` objects are exported for the read side (``ledger.queries``) and the few cold paths that
+stay in Core (creating accounts and runs).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from operator import itemgetter
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from ledger.constants import STATUS_NEW, STATUS_REJECTED
 from ledger.db.models import Account, CashMovement, Fill, Order, OrderEvent, Position, Quote, Run
+from ledger.money import SCALE_DIGITS, AmountError, from_scaled
 
 accounts = Account.__table__
 runs = Run.__table__
@@ -31,7 +52,7 @@ ZERO = Decimal(0)
 
 @dataclass
 class AccountState:
-    """The account row as read under its lock; the use case edits it and saves it once."""
+    """The account row as read under its lock; the use case edits it and the store saves it once."""
 
     id: int
     name: str
@@ -52,13 +73,450 @@ class PositionState:
     reserved_qty: Decimal = ZERO
     cost_basis: Decimal = ZERO
     realized_pnl: Decimal = ZERO
-    exists: bool = False
 
     @property
     def available_qty(self) -> Decimal:
         return self.qty - self.reserved_qty
 
 
+@dataclass(frozen=True)
+class QuoteSnapshot:
+    """The quote a fill was priced from (recorded on the fill for audit)."""
+
+    bid: Decimal
+    ask: Decimal
+    quoted_at: datetime
+
+
+# -- storage forms --------------------------------------------------------------------------------------------
+def to_e6(value: Decimal) -> int:
+    """Decimal -> integer millionths; refuses a value that would need rounding, as ``ScaledDecimal`` does."""
+    scaled = value.scaleb(SCALE_DIGITS)
+    integer = int(scaled)
+    if integer != scaled:
+        raise AmountError(f"stored amount has more than {SCALE_DIGITS} decimal places: {value}")
+    return integer
+
+
+def _sqlite_time_in(moment: datetime) -> str:
+    # The text form SQLAlchemy's SQLite DateTime reads and writes (UTCDateTime stores UTC in it).
+    if moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r}: the ledger stores UTC-aware datetimes only")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_time_out(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _pg_time_in(moment: datetime) -> datetime:
+    if moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r}: the ledger stores UTC-aware datetimes only")
+    return moment
+
+
+def _pg_time_out(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+_TIME_COLUMNS = frozenset({"submitted_at", "updated_at", "at", "quote_at", "filled_at", "quoted_at"})
+
+
+class _Table:
+    """One table's column list, INSERT statement and row encoding for the raw driver."""
+
+    def __init__(self, name: str, columns: Sequence[str], mark: str):
+        self.columns = tuple(columns)
+        self.insert = f"INSERT INTO {name} ({', '.join(self.columns)}) VALUES ({', '.join([mark] * len(self.columns))})"
+        self.values_of = itemgetter(*self.columns)  # a queued row dict -> its values in column order
+        self.amount_indexes = [i for i, column in enumerate(self.columns) if column.endswith("_e6")]
+        self.time_indexes = [i for i, column in enumerate(self.columns) if column in _TIME_COLUMNS]
+
+    def decoders(self, time_out: Callable[[Any], datetime]) -> list[tuple[str, Callable[[Any], Any] | None]]:
+        return [(column, _decoder(column, time_out)) for column in self.columns]
+
+
+def _decoder(column: str, time_out: Callable[[Any], datetime]) -> Callable[[Any], Any] | None:
+    if column.endswith("_e6"):
+        return from_scaled
+    if column in _TIME_COLUMNS:
+        return time_out
+    return None
+
+
+# Column lists come from the models, so the raw statements follow the schema. Orders and fills get their keys
+# up front (see Store.reserve_keys); events and cash movements take the database's.
+_ORDER_COLUMNS = tuple(orders.c.keys())
+_FILL_COLUMNS = tuple(fills.c.keys())
+_EVENT_COLUMNS = tuple(name for name in order_events.c.keys() if name != "id")
+_CASH_COLUMNS = tuple(name for name in cash_movements.c.keys() if name != "id")
+_ORDER_UPDATE_COLUMNS = ("status", "filled_qty_e6", "reserved_cash_e6", "reserved_qty_e6", "updated_at")
+
+
+class _Dialect:
+    """The ledger's statements in one driver's placeholder style, and its time conversions."""
+
+    def __init__(self, name: str):
+        pg = name == "postgresql"
+        mark = "%s" if pg else "?"
+        self.time_in: Callable[[datetime], Any] = _pg_time_in if pg else _sqlite_time_in
+        self.time_out: Callable[[Any], datetime] = _pg_time_out if pg else _sqlite_time_out
+        self.orders = _Table("orders", _ORDER_COLUMNS, mark)
+        self.fills = _Table("fills", _FILL_COLUMNS, mark)
+        self.events = _Table("order_events", _EVENT_COLUMNS, mark)
+        self.cash = _Table("cash_movements", _CASH_COLUMNS, mark)
+        self.order_decoders = self.orders.decoders(self.time_out)
+        self.fill_decoders = self.fills.decoders(self.time_out)
+
+        def sql(text: str) -> str:
+            return text.replace("?", mark)
+
+        order_list = ", ".join(_ORDER_COLUMNS)
+        fill_list = ", ".join(_FILL_COLUMNS)
+        self.lock_account = sql(
+            "SELECT id, name, epoch, initial_cash_e6, cash_e6, reserved_cash_e6 FROM accounts WHERE id = ?"
+            + (" FOR UPDATE" if pg else "")
+        )
+        # Keys for the rows a transaction will insert: the tables' sequences on PostgreSQL; on SQLite the next
+        # rowids, safe because BEGIN IMMEDIATE holds the only write lock until COMMIT.
+        self.next_keys = (
+            "SELECT nextval(pg_get_serial_sequence('orders', 'id')), nextval(pg_get_serial_sequence('fills', 'id'))"
+            " FROM generate_series(1, %s)"
+            if pg
+            else "SELECT (SELECT COALESCE(MAX(id), 0) FROM orders), (SELECT COALESCE(MAX(id), 0) FROM fills)"
+        )
+        self.symbol_state = sql(
+            "SELECT q.bid_e6, q.ask_e6, q.quoted_at, p.qty_e6, p.reserved_qty_e6, p.cost_basis_e6, p.realized_pnl_e6"
+            " FROM (SELECT 1 AS one) AS here"
+            " LEFT JOIN quotes q ON q.account_id = ? AND q.symbol = ?"
+            " LEFT JOIN positions p ON p.account_id = ? AND p.epoch = ? AND p.symbol = ?"
+        )
+        self.save_account = sql(
+            "UPDATE accounts SET epoch = ?, initial_cash_e6 = ?, cash_e6 = ?, reserved_cash_e6 = ?, updated_at = ?"
+            " WHERE id = ?"
+        )
+        self.upsert_position = sql(
+            "INSERT INTO positions (account_id, epoch, symbol, qty_e6, reserved_qty_e6, cost_basis_e6,"
+            " realized_pnl_e6, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (account_id, epoch, symbol) DO UPDATE SET qty_e6 = excluded.qty_e6,"
+            " reserved_qty_e6 = excluded.reserved_qty_e6, cost_basis_e6 = excluded.cost_basis_e6,"
+            " realized_pnl_e6 = excluded.realized_pnl_e6, updated_at = excluded.updated_at"
+        )
+        self.upsert_quote = sql(
+            "INSERT INTO quotes (account_id, symbol, bid_e6, ask_e6, bid_size_e6, ask_size_e6, quoted_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (account_id, symbol) DO UPDATE SET bid_e6 = excluded.bid_e6, ask_e6 = excluded.ask_e6,"
+            " bid_size_e6 = excluded.bid_size_e6, ask_size_e6 = excluded.ask_size_e6, quoted_at = excluded.quoted_at"
+        )
+        self.update_order = sql(
+            f"UPDATE orders SET {', '.join(f'{column} = ?' for column in _ORDER_UPDATE_COLUMNS)} WHERE id = ?"
+        )
+        self.order_by_public_id = sql(f"SELECT {order_list} FROM orders WHERE account_id = ? AND order_id = ?")
+        self.order_by_client_id = sql(
+            f"SELECT {order_list} FROM orders WHERE account_id = ? AND client_order_id = ? AND status <> ?"
+        )
+        self.resting_orders = sql(
+            f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND status = ? ORDER BY id"
+        )
+        self.resting_orders_of_symbol = sql(
+            f"SELECT {order_list} FROM orders WHERE account_id = ? AND symbol = ? AND status = ? AND epoch = ?"
+            " ORDER BY id"
+        )
+        self.first_fill = sql(f"SELECT {fill_list} FROM fills WHERE order_id = ? ORDER BY id LIMIT 1")
+
+
+_DIALECTS: dict[str, _Dialect] = {}
+
+
+def _pipeline_supported(driver_connection: Any) -> bool:
+    pipeline = getattr(type(driver_connection), "pipeline", None)
+    if pipeline is None:
+        return False
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
+
+
+def _account_values(account: AccountState) -> tuple[Any, ...]:
+    return (account.epoch, account.initial_cash, account.cash, account.reserved_cash)
+
+
+def _dialect(name: str) -> _Dialect:
+    found = _DIALECTS.get(name)
+    if found is None:
+        found = _DIALECTS[name] = _Dialect(name)
+    return found
+
+
+class Store:
+    """The ledger tables as seen from one open transaction (see the module docstring).
+
+    The use case reads through it, edits the returned ``AccountState`` and ``PositionState`` objects in place,
+    queues new rows with the ``add_*`` methods and calls ``flush()`` before its transaction commits.
+    """
+
+    def __init__(self, conn: Connection):
+        self._conn = conn
+        self._sql = _dialect(conn.dialect.name)
+        self._postgres = conn.dialect.name == "postgresql"
+        self._driver = conn.connection.driver_connection
+        self._cursor = self._driver.cursor()
+        self._pipelined = self._postgres and _pipeline_supported(self._driver)
+        self._driver_error: type[Exception] = conn.dialect.dbapi.Error  # type: ignore[union-attr]
+        self.account: AccountState | None = None
+        self._account_as_read: tuple[Any, ...] = ()
+        self._quotes: dict[str, QuoteSnapshot | None] = {}
+        self._positions: dict[str, PositionState] = {}
+        self._dirty_positions: dict[str, PositionState] = {}
+        self._order_keys: deque[int] = deque()  # PostgreSQL: sequence values fetched ahead
+        self._fill_keys: deque[int] = deque()
+        self._last_keys: list[int] | None = None  # SQLite: the last order and fill keys in use
+        self._new_orders: list[dict[str, Any]] = []
+        self._new_fills: list[dict[str, Any]] = []
+        self._new_events: list[tuple[Any, ...]] = []
+        self._new_cash: list[tuple[Any, ...]] = []
+        self._order_updates: list[tuple[Any, ...]] = []
+        self._stored_times: dict[datetime, Any] = {}
+        self._pending_by_client_id: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+
+    # -- driver calls ------------------------------------------------------------------------------------------
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        try:
+            return self._cursor.execute(sql, params)
+        except self._driver_error as exc:
+            raise self._failure(sql, params, exc) from exc
+
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        try:
+            if len(rows) == 1:  # psycopg's executemany sets up a pipeline of its own: costly for one row
+                self._cursor.execute(sql, rows[0])
+            else:
+                self._cursor.executemany(sql, rows)
+        except self._driver_error as exc:
+            raise self._failure(sql, rows, exc) from exc
+
+    def _failure(self, sql: str, params: Any, exc: Exception) -> DBAPIError:
+        """A driver error as SQLAlchemy raises it for Core statements; a lost connection is invalidated likewise."""
+        dialect = self._conn.dialect
+        lost = dialect.is_disconnect(exc, self._driver, self._cursor)
+        if lost:
+            self._conn.invalidate(exc)
+        return DBAPIError.instance(
+            sql, params, exc, self._driver_error, dialect=dialect, connection_invalidated=lost
+        )
+
+    def _decode(self, row: Sequence[Any] | None, decoders: list[tuple[str, Any]]) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        return {name: value if decode is None or value is None else decode(value)
+                for (name, decode), value in zip(decoders, row)}
+
+    # -- reads -------------------------------------------------------------------------------------------------
+    def lock_account(self, account_id: int) -> AccountState:
+        """Read the account row and lock it (``FOR UPDATE`` on PostgreSQL; SQLite already holds the write lock)."""
+        row = self._execute(self._sql.lock_account, (account_id,)).fetchone()
+        if row is None:
+            raise LookupError(f"account {account_id} does not exist")
+        self.account = AccountState(row[0], row[1], row[2], from_scaled(row[3]), from_scaled(row[4]), from_scaled(row[5]))
+        self._account_as_read = _account_values(self.account)
+        return self.account
+
+    def _load_symbol(self, account: AccountState, symbol: str) -> None:
+        row = self._execute(
+            self._sql.symbol_state, (account.id, symbol, account.id, account.epoch, symbol)
+        ).fetchone()
+        bid, ask, quoted_at, qty, reserved_qty, cost_basis, realized_pnl = row
+        self._quotes[symbol] = (
+            None if bid is None else QuoteSnapshot(from_scaled(bid), from_scaled(ask), self._sql.time_out(quoted_at))
+        )
+        self._positions[symbol] = (
+            PositionState(symbol)
+            if qty is None
+            else PositionState(
+                symbol, from_scaled(qty), from_scaled(reserved_qty), from_scaled(cost_basis), from_scaled(realized_pnl)
+            )
+        )
+
+    def quote(self, account: AccountState, symbol: str) -> QuoteSnapshot | None:
+        """The account's last quote for the symbol (as of this transaction), None when there is none."""
+        if symbol not in self._quotes:
+            self._load_symbol(account, symbol)
+        return self._quotes[symbol]
+
+    def position(self, account: AccountState, symbol: str) -> PositionState:
+        """The position of the account's current epoch; edit it in place and call ``touch_position``."""
+        position = self._positions.get(symbol)
+        if position is None:
+            self._load_symbol(account, symbol)
+            position = self._positions[symbol]
+        return position
+
+    def touch_position(self, position: PositionState) -> None:
+        self._dirty_positions[position.symbol] = position
+
+    def order(self, account_id: int, order_id: str) -> dict[str, Any] | None:
+        """An order of the account (any epoch) by its public id."""
+        row = self._execute(self._sql.order_by_public_id, (account_id, order_id)).fetchone()
+        return self._decode(row, self._sql.order_decoders)
+
+    def live_order_by_client_id(
+        self, account_id: int, client_order_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        """The non-rejected order holding a client_order_id, with its fill (if any): queued in this transaction
+        or stored."""
+        pending = self._pending_by_client_id.get(client_order_id)
+        if pending is not None:
+            return pending
+        order = self._decode(
+            self._execute(self._sql.order_by_client_id, (account_id, client_order_id, STATUS_REJECTED)).fetchone(),
+            self._sql.order_decoders,
+        )
+        if order is None:
+            return None
+        fill = self._decode(self._execute(self._sql.first_fill, (order["id"],)).fetchone(), self._sql.fill_decoders)
+        if fill is not None:
+            fill["order_id"] = order["order_id"]
+        return order, fill
+
+    def resting_orders(self, account: AccountState, symbol: str | None = None) -> list[dict[str, Any]]:
+        """Open (``new``) orders of the account's current epoch, oldest first; optionally for one symbol."""
+        if symbol is None:
+            rows = self._execute(self._sql.resting_orders, (account.id, account.epoch, STATUS_NEW)).fetchall()
+        else:
+            rows = self._execute(
+                self._sql.resting_orders_of_symbol, (account.id, symbol, STATUS_NEW, account.epoch)
+            ).fetchall()
+        return [self._decode(row, self._sql.order_decoders) for row in rows]  # type: ignore[misc]
+
+    # -- queued writes -----------------------------------------------------------------------------------------
+    def reserve_keys(self, count: int) -> None:
+        """Allocate keys for up to ``count`` new orders and fills in one statement (a batch calls this once)."""
+        if self._postgres:
+            rows = self._execute(self._sql.next_keys, (count,)).fetchall()
+            self._order_keys.extend(sorted(row[0] for row in rows))
+            self._fill_keys.extend(sorted(row[1] for row in rows))
+        elif self._last_keys is None:
+            self._last_keys = list(self._execute(self._sql.next_keys).fetchone())
+
+    def _next_key(self, table: int) -> int:
+        """The next key of orders (``table`` 0) or fills (1), ascending so that keys follow submission order."""
+        if self._postgres:
+            keys = self._fill_keys if table else self._order_keys
+            if not keys:
+                self.reserve_keys(1)
+            return keys.popleft()
+        if self._last_keys is None:
+            self.reserve_keys(1)
+        assert self._last_keys is not None
+        self._last_keys[table] += 1
+        return self._last_keys[table]
+
+    def add_order(self, values: dict[str, Any]) -> int:
+        """Queue a new order row (``values`` without ``id``, which is set); returns its key."""
+        values["id"] = key = self._next_key(0)
+        self._new_orders.append(values)
+        return key
+
+    def add_event(self, order_key: int, at: datetime, from_status: str | None, to_status: str, reason: str | None) -> None:
+        self._new_events.append((order_key, at, from_status, to_status, reason))
+
+    def add_fill(self, values: dict[str, Any]) -> int:
+        """Queue a fill row (``values["order_id"]`` is the order's key; ``id`` is set); returns the fill's key."""
+        values["id"] = key = self._next_key(1)
+        self._new_fills.append(values)
+        return key
+
+    def hold_client_order_id(self, client_order_id: str, order: dict[str, Any], fill: dict[str, Any] | None) -> None:
+        """Remember a queued order under its client_order_id, so a repeat later in this transaction replays it."""
+        self._pending_by_client_id[client_order_id] = (order, fill)
+
+    def add_cash_movement(
+        self, account: AccountState, run_id: str | None, kind: str, amount: Decimal, at: datetime,
+        fill_key: int | None = None,
+    ) -> None:
+        self._new_cash.append((account.id, account.epoch, run_id, kind, amount, fill_key, at))
+
+    def update_order(
+        self, order_key: int, status: str, filled_qty: Decimal, reserved_cash: Decimal, reserved_qty: Decimal,
+        at: datetime,
+    ) -> None:
+        self._order_updates.append((status, filled_qty, reserved_cash, reserved_qty, at, order_key))
+
+    # -- immediate writes --------------------------------------------------------------------------------------
+    def upsert_quote(self, account: AccountState, symbol: str, values: tuple[Decimal, Decimal, Decimal, Decimal],
+                     quoted_at: datetime) -> QuoteSnapshot:
+        """Replace the account's last quote for the symbol (bid, ask, bid size, ask size)."""
+        self._execute(
+            self._sql.upsert_quote,
+            (account.id, symbol, *(to_e6(value) for value in values), self._sql.time_in(quoted_at)),
+        )
+        snapshot = self._quotes[symbol] = QuoteSnapshot(values[0], values[1], quoted_at)
+        return snapshot
+
+    def flush(self, at: datetime) -> None:
+        """Write every queued row, the touched positions and the locked account (stamped ``at``).
+
+        On PostgreSQL the statements go out in one pipeline (one network round trip, not one per statement).
+        """
+        try:
+            with self._driver.pipeline() if self._pipelined else nullcontext():
+                self._write_queued(at)
+        except self._driver_error as exc:  # a pipeline reports a failed statement when it syncs
+            raise self._failure("flush", (), exc) from exc
+
+    def _write_queued(self, at: datetime) -> None:
+        sql = self._sql
+        self._execute_many(sql.orders.insert, self._encode(sql.orders, self._new_orders, dicts=True))
+        self._execute_many(sql.update_order, [
+            (status, to_e6(filled), to_e6(cash), to_e6(qty), self._time_in(when), key)
+            for status, filled, cash, qty, when, key in self._order_updates
+        ])
+        self._execute_many(sql.events.insert, self._encode(sql.events, self._new_events, dicts=False))
+        self._execute_many(sql.fills.insert, self._encode(sql.fills, self._new_fills, dicts=True))
+        self._execute_many(sql.cash.insert, self._encode(sql.cash, self._new_cash, dicts=False))
+        if self._dirty_positions and self.account is not None:
+            stamp = self._time_in(at)
+            account = self.account
+            self._execute_many(sql.upsert_position, [
+                (account.id, account.epoch, p.symbol, to_e6(p.qty), to_e6(p.reserved_qty), to_e6(p.cost_basis),
+                 to_e6(p.realized_pnl), stamp)
+                for p in self._dirty_positions.values()
+            ])
+        if self.account is not None and _account_values(self.account) != self._account_as_read:
+            account = self.account
+            self._execute(sql.save_account, (
+                account.epoch, to_e6(account.initial_cash), to_e6(account.cash), to_e6(account.reserved_cash),
+                self._time_in(at), account.id,
+            ))
+            self._account_as_read = _account_values(account)
+        for queue in (self._new_orders, self._order_updates, self._new_events, self._new_fills, self._new_cash):
+            queue.clear()
+        self._dirty_positions.clear()
+
+    def _time_in(self, moment: datetime) -> Any:
+        # A transaction stamps all its rows with one "now": convert each distinct time once.
+        stored = self._stored_times.get(moment)
+        if stored is None:
+            stored = self._stored_times[moment] = self._sql.time_in(moment)
+        return stored
+
+    def _encode(self, table: _Table, rows: Iterable[Any], *, dicts: bool) -> list[list[Any]]:
+        """Queued rows (dicts, or tuples in column order) -> driver values: integer millionths, stored times."""
+        encoded = []
+        for row in rows:
+            values = list(table.values_of(row) if dicts else row)
+            for i in table.amount_indexes:
+                if values[i] is not None:
+                    values[i] = to_e6(values[i])
+            for i in table.time_indexes:
+                values[i] = self._time_in(values[i])
+            encoded.append(values)
+        return encoded
+
+
+# -- Core statements for the cold paths (accounts and runs) ---------------------------------------------------
 _ACCOUNT_COLUMNS = (
     accounts.c.id,
     accounts.c.name,
@@ -69,20 +527,10 @@ _ACCOUNT_COLUMNS = (
 )
 
 
-def _account_state(row: Row[Any]) -> AccountState:
-    return AccountState(*row)
-
-
-def lock_account(conn: Connection, account_id: int) -> AccountState:
-    """Read the account row and lock it (``FOR UPDATE`` on PostgreSQL; SQLite already holds the write lock)."""
-    row = conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id).with_for_update()).one()
-    return _account_state(row)
-
-
 def find_account(conn: Connection, name: str, *, lock: bool = False) -> AccountState | None:
     stmt = select(*_ACCOUNT_COLUMNS).where(accounts.c.name == name)
     row = conn.execute(stmt.with_for_update() if lock else stmt).one_or_none()
-    return None if row is None else _account_state(row)
+    return None if row is None else AccountState(*row)
 
 
 def insert_account(conn: Connection, name: str, initial_cash: Decimal, now: datetime) -> int:
@@ -100,42 +548,6 @@ def insert_account(conn: Connection, name: str, initial_cash: Decimal, now: date
     ).scalar_one()
 
 
-def save_account(conn: Connection, state: AccountState, now: datetime) -> None:
-    conn.execute(
-        update(accounts).where(accounts.c.id == state.id),
-        {
-            "epoch": state.epoch,
-            "initial_cash_e6": state.initial_cash,
-            "cash_e6": state.cash,
-            "reserved_cash_e6": state.reserved_cash,
-            "updated_at": now,
-        },
-    )
-
-
-def insert_cash_movement(
-    conn: Connection,
-    account: AccountState,
-    run_id: str | None,
-    kind: str,
-    amount: Decimal,
-    now: datetime,
-    fill_id: int | None = None,
-) -> None:
-    conn.execute(
-        insert(cash_movements),
-        {
-            "account_id": account.id,
-            "epoch": account.epoch,
-            "run_id": run_id,
-            "kind": kind,
-            "amount_e6": amount,
-            "fill_id": fill_id,
-            "at": now,
-        },
-    )
-
-
 def insert_run(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(runs), values)
 
@@ -146,111 +558,3 @@ def find_run(conn: Connection, run_id: str) -> Row[Any] | None:
 
 def update_run(conn: Connection, run_id: str, values: dict[str, Any]) -> None:
     conn.execute(update(runs).where(runs.c.id == run_id), values)
-
-
-def get_quote(conn: Connection, account_id: int, symbol: str) -> Row[Any] | None:
-    return conn.execute(
-        select(quotes.c.bid_e6, quotes.c.ask_e6, quotes.c.bid_size_e6, quotes.c.ask_size_e6, quotes.c.quoted_at).where(
-            quotes.c.account_id == account_id, quotes.c.symbol == symbol
-        )
-    ).one_or_none()
-
-
-def upsert_quote(conn: Connection, account_id: int, values: dict[str, Any]) -> None:
-    """Replace the account's last quote for the symbol (safe as update-then-insert: the account is locked)."""
-    updated = conn.execute(
-        update(quotes).where(quotes.c.account_id == account_id, quotes.c.symbol == values["symbol"]),
-        {key: value for key, value in values.items() if key != "symbol"},
-    )
-    if updated.rowcount == 0:
-        conn.execute(insert(quotes), {"account_id": account_id, **values})
-
-
-def get_position(conn: Connection, account: AccountState, symbol: str) -> PositionState:
-    row = conn.execute(
-        select(
-            positions.c.qty_e6, positions.c.reserved_qty_e6, positions.c.cost_basis_e6, positions.c.realized_pnl_e6
-        ).where(positions.c.account_id == account.id, positions.c.epoch == account.epoch, positions.c.symbol == symbol)
-    ).one_or_none()
-    if row is None:
-        return PositionState(symbol)
-    return PositionState(symbol, row[0], row[1], row[2], row[3], exists=True)
-
-
-def save_position(conn: Connection, account: AccountState, position: PositionState, now: datetime) -> None:
-    values = {
-        "qty_e6": position.qty,
-        "reserved_qty_e6": position.reserved_qty,
-        "cost_basis_e6": position.cost_basis,
-        "realized_pnl_e6": position.realized_pnl,
-        "updated_at": now,
-    }
-    if position.exists:
-        conn.execute(
-            update(positions).where(
-                positions.c.account_id == account.id,
-                positions.c.epoch == account.epoch,
-                positions.c.symbol == position.symbol,
-            ),
-            values,
-        )
-    else:
-        conn.execute(
-            insert(positions), {"account_id": account.id, "epoch": account.epoch, "symbol": position.symbol, **values}
-        )
-        position.exists = True
-
-
-def find_live_order_by_client_id(conn: Connection, account_id: int, client_order_id: str) -> Row[Any] | None:
-    return conn.execute(
-        select(orders).where(
-            orders.c.account_id == account_id,
-            orders.c.client_order_id == client_order_id,
-            orders.c.status != STATUS_REJECTED,
-        )
-    ).one_or_none()
-
-
-def find_order(conn: Connection, account_id: int, order_id: str) -> Row[Any] | None:
-    return conn.execute(
-        select(orders).where(orders.c.account_id == account_id, orders.c.order_id == order_id)
-    ).one_or_none()
-
-
-def insert_order(conn: Connection, values: dict[str, Any]) -> int:
-    return conn.execute(insert(orders).returning(orders.c.id), values).scalar_one()
-
-
-def update_order(conn: Connection, order_pk: int, values: dict[str, Any]) -> None:
-    conn.execute(update(orders).where(orders.c.id == order_pk), values)
-
-
-def insert_order_event(
-    conn: Connection, order_pk: int, now: datetime, from_status: str | None, to_status: str, reason: str | None
-) -> None:
-    conn.execute(
-        insert(order_events),
-        {"order_id": order_pk, "at": now, "from_status": from_status, "to_status": to_status, "reason": reason},
-    )
-
-
-def resting_orders(conn: Connection, account: AccountState, symbol: str | None = None) -> list[Row[Any]]:
-    """Open (``new``) orders of the account's current epoch, oldest first; optionally for one symbol."""
-    stmt = select(orders).where(
-        orders.c.account_id == account.id, orders.c.epoch == account.epoch, orders.c.status == STATUS_NEW
-    )
-    if symbol is not None:
-        stmt = stmt.where(orders.c.symbol == symbol)
-    return list(conn.execute(stmt.order_by(orders.c.id)))
-
-
-def insert_fill(conn: Connection, values: dict[str, Any]) -> int:
-    return conn.execute(insert(fills).returning(fills.c.id), values).scalar_one()
-
-
-def count_rows(conn: Connection, table: Any) -> int:
-    return conn.execute(select(func.count()).select_from(table)).scalar_one()
-
-
-def fill_for_order(conn: Connection, order_pk: int) -> Row[Any] | None:
-    return conn.execute(select(fills).where(fills.c.order_id == order_pk).order_by(fills.c.id)).first()

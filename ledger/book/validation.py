@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from ledger.constants import ORDER_LIMIT, ORDER_MARKET, ORDER_TYPES, SIDES
-from ledger.exceptions import InvalidQuoteError, OrderRejectedError
+from ledger.exceptions import InvalidQuoteError
 from ledger.money import AmountError, exact, round_amount, to_decimal
 
 SYMBOL_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9._\-=/]{0,30}$")
@@ -72,12 +72,9 @@ def validate_order(
     client_order_id: object = None,
 ) -> OrderRequest | InvalidOrder:
     """Check every order argument; return the clean request or the reason it is refused."""
-    shown_symbol = printable(symbol)
-    shown_side = printable(side, 8).upper()
-    shown_type = printable(order_type, 8).lower()
+    clean_symbol = None
     try:
         clean_symbol = normalize_symbol(symbol)
-        shown_symbol = clean_symbol
         if not isinstance(side, str) or side.strip().upper() not in SIDES:
             raise ValueError(f"Invalid side: {printable(side)} (expected BUY or SELL)")
         clean_side = side.strip().upper()
@@ -98,7 +95,9 @@ def validate_order(
             raise ValueError("limit_price given for a market order; use order_type='limit'")
         clean_coid = validate_client_order_id(client_order_id)
     except (ValueError, AmountError) as exc:
-        return InvalidOrder(shown_symbol, shown_side, shown_type, str(exc))
+        # Rendered only on rejection: the accepted path is a hot one (batches of hundreds of orders).
+        shown_symbol = clean_symbol or printable(symbol)
+        return InvalidOrder(shown_symbol, printable(side, 8).upper(), printable(order_type, 8).lower(), str(exc))
     return OrderRequest(clean_symbol, clean_side, clean_type, clean_qty, clean_limit, clean_coid)
 
 

@@ -14,13 +14,22 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ledger.book import store
 from ledger.book.accounts import end_run, open_account, reset_account, resume_run, start_run, validate_account_name
-from ledger.book.orders import SubmitOutcome, TradingContext, cancel_order, record_invalid_order, submit_order
+from ledger.book.orders import (
+    SubmitOutcome,
+    TradingContext,
+    batch_rejection,
+    cancel_order,
+    record_invalid_order,
+    submit_order,
+    submit_orders,
+)
 from ledger.book.quotes import update_quote
 from ledger.book.records import fill_record, order_record
+from ledger.book.store import Store
 from ledger.book.validation import (
     InvalidOrder,
+    OrderRequest,
     normalize_symbol,
     require_utc,
     validate_bps,
@@ -33,7 +42,7 @@ from ledger.config import get_cfg
 from ledger.constants import DEFAULT_ACCOUNT, ORDER_MARKET, ORDER_STATUSES
 from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors, write_transaction
 from ledger.db.migrate import ensure_schema
-from ledger.exceptions import BrokerError, QuoteNotFoundError
+from ledger.exceptions import BrokerError, OrderNotFoundError, OrderRejectedError, QuoteNotFoundError
 from ledger.export import export_jsonl
 from ledger.money import to_float
 from ledger.queries import account_row, fills_stmt, orders_stmt, portfolio_value, position_rows, quote_row
@@ -138,24 +147,38 @@ class PaperBroker:
         with write_transaction(self._connection()) as conn:
             now = self.now()
             if isinstance(checked, InvalidOrder):
-                outcome = record_invalid_order(conn, self._ctx, checked, now)
+                outcome = record_invalid_order(Store(conn), self._ctx, checked, now)
             else:
-                outcome = submit_order(conn, self._ctx, checked, now)
+                outcome = submit_order(Store(conn), self._ctx, checked, now)
         if outcome.error is not None:
             raise outcome.error
         return _submit_result(outcome)
 
+    def submit_orders(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Submit a batch (e.g. a rebalance) in ONE transaction, all or nothing; returns one result per order.
+
+        Each dict: ``symbol``, ``side``, ``qty``, optional ``order_type`` ("market"), ``limit_price``,
+        ``client_order_id``. Each order sees the cash and shares left by the orders before it. If any order
+        would be rejected (invalid input, no quote, insufficient cash or shares), nothing is written and
+        OrderRejectedError (or InsufficientFundsError) names the order's index and the reason. A repeated
+        client_order_id replays its order, as in ``submit_order``.
+        """
+        requests = [_batch_request(index, order) for index, order in enumerate(orders)]
+        if not requests:
+            return []
+        with write_transaction(self._connection()) as conn:
+            outcomes = submit_orders(Store(conn), self._ctx, requests, self.now())
+        return [_submit_result(outcome) for outcome in outcomes]
+
     def cancel_order(self, order_id: str) -> dict[str, Any]:
         """Cancel a resting order (releasing its reservation); a filled order reports ``filled``."""
         with write_transaction(self._connection()) as conn:
-            return cancel_order(conn, self._ctx, order_id, self.now())
+            return cancel_order(Store(conn), self._ctx, order_id, self.now())
 
     def get_order(self, order_id: str) -> dict[str, Any]:
         """One order of this account (any epoch) by id; OrderNotFoundError if there is none."""
-        from ledger.exceptions import OrderNotFoundError
-
         with read_transaction(self._connection()) as conn:
-            row = store.find_order(conn, self.account_id, order_id) if isinstance(order_id, str) else None
+            row = Store(conn).order(self.account_id, order_id) if isinstance(order_id, str) else None
         if row is None:
             raise OrderNotFoundError(str(order_id)[:64])
         return order_record(row)
@@ -212,7 +235,7 @@ class PaperBroker:
         """Store the symbol's quote at broker time and fill the resting limits it crosses; returns those fills."""
         quote = validate_quote(symbol, bid, ask, bid_size, ask_size)
         with write_transaction(self._connection()) as conn:
-            fills = update_quote(conn, self._ctx, quote, self.now())
+            fills = update_quote(Store(conn), self._ctx, quote, self.now())
         return [fill_record(fill) for fill in fills]
 
     def get_quote(self, symbol: str) -> dict[str, Any]:
@@ -241,7 +264,7 @@ class PaperBroker:
         """Start the account afresh (new epoch) in one transaction; earlier orders and fills stay queryable."""
         cash = None if initial_cash is None else validate_cash(initial_cash)
         with write_transaction(self._connection()) as conn:
-            reset_account(conn, self.account_id, self.run_id, cash, self.now())
+            reset_account(Store(conn), self.account_id, self.run_id, cash, self.now())
 
     def verify(self) -> list[str]:
         """Check the ledger's invariants for this account from the tables; empty when all hold."""
@@ -273,6 +296,25 @@ class PaperBroker:
 
     def __repr__(self) -> str:
         return f"PaperBroker(account={self.account!r}, run_id={self.run_id!r}, db_url={self.db_url!r})"
+
+
+_BATCH_KEYS = frozenset({"symbol", "side", "qty", "order_type", "limit_price", "client_order_id"})
+
+
+def _batch_request(index: int, order: object) -> OrderRequest:
+    """Validate one order of a batch; an invalid one rejects the whole batch before anything is written."""
+    if not isinstance(order, dict) or not {"symbol", "side", "qty"} <= order.keys() <= _BATCH_KEYS:
+        shown = sorted(order) if isinstance(order, dict) else type(order).__name__
+        raise batch_rejection(index, OrderRejectedError(
+            "?", f"an order is a dict with symbol, side, qty and optionally {', '.join(sorted(_BATCH_KEYS - {'symbol', 'side', 'qty'}))}; got {shown}"
+        ))
+    checked = validate_order(
+        order["symbol"], order["side"], order["qty"], order.get("order_type", ORDER_MARKET),
+        order.get("limit_price"), order.get("client_order_id"),
+    )
+    if isinstance(checked, InvalidOrder):
+        raise batch_rejection(index, OrderRejectedError(checked.symbol, checked.reason))
+    return checked
 
 
 def _submit_result(outcome: SubmitOutcome) -> dict[str, Any]:

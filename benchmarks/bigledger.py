@@ -1,0 +1,195 @@
+"""Build (once, cached under /tmp) a SQLite ledger holding a million fills, consistent enough that verify() passes.
+
+The schema is made by the ledger itself (opening a PaperBroker runs the migrations and creates the accounts and
+their runs); the trading history is then simulated in integer millionths and bulk-inserted with raw ``sqlite3``
+``executemany`` in a few big transactions, with the secondary indexes dropped during the load and recreated
+from their own DDL afterwards. Every fill has its order (status ``filled``, two order events) and its cash
+movement; positions, realized P&L and cash are the sums of the fills. The file name carries the schema head and
+the builder version, so a new migration or a change here builds a fresh file.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+CACHE_DIR = Path("/tmp/paper-ledger-bench")
+BUILDER_VERSION = 1
+ACCOUNTS = ("bench", "other")  # the audit benchmarks query "bench", which holds 90% of the fills
+BENCH_SHARE = 0.9
+SYMBOLS = tuple(f"SYM{i:02d}" for i in range(20))
+INITIAL_CASH = 100_000_000
+START = datetime(2020, 1, 2, 14, 30, tzinfo=UTC)
+DAYS = 1000
+E6 = 1_000_000
+SLIPPAGE_BPS, FEE_BPS = 5, 1
+
+
+def _sqlite_time(moment: datetime) -> str:
+    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _round_half_even_div(numerator: int, denominator: int) -> int:
+    quotient, remainder = divmod(numerator, denominator)
+    if 2 * remainder > denominator or (2 * remainder == denominator and quotient % 2):
+        quotient += 1
+    return quotient
+
+
+def ledger_path(fills: int) -> Path:
+    from ledger.db.migrate import head_revision
+
+    return CACHE_DIR / f"ledger-{fills}-rev{head_revision()}-v{BUILDER_VERSION}.db"
+
+
+def build_big_ledger(fills: int, *, log=print) -> Path:
+    """Return the path of a ledger holding ``fills`` fills, building it when no cached copy exists."""
+    path = ledger_path(fills)
+    if path.exists():
+        return path
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".building")
+    for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+        leftover.unlink(missing_ok=True)
+    started = time.perf_counter()
+    account_runs = _create_accounts(partial)
+    db = sqlite3.connect(partial, isolation_level=None)
+    db.execute("PRAGMA synchronous = OFF")
+    db.execute("PRAGMA foreign_keys = OFF")  # rows are consistent by construction; checked by verify() below
+    db.execute("PRAGMA cache_size = -262144")
+    indexes = db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        " AND tbl_name IN ('orders', 'order_events', 'fills', 'cash_movements')"
+    ).fetchall()
+    for name, _sql in indexes:
+        db.execute(f'DROP INDEX "{name}"')
+    counts = {name: (round(fills * BENCH_SHARE) if name == "bench" else 0) for name in ACCOUNTS}
+    counts[ACCOUNTS[-1]] = fills - sum(counts.values())
+    next_pk = 1
+    for seed, (name, (account_id, run_id)) in enumerate(account_runs.items()):
+        next_pk = _simulate_account(db, account_id, run_id, counts[name], next_pk, random.Random(seed))
+    for _name, sql in indexes:
+        db.execute(sql)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    log(f"  built {fills:,} fills in {time.perf_counter() - started:.1f} s -> {path}")
+    _verify(partial, log)
+    partial.rename(path)
+    return path
+
+
+def _create_accounts(path: Path) -> dict[str, tuple[int, str]]:
+    from ledger.brokers.paper import PaperBroker
+    from ledger.db.engine import dispose_engines
+
+    created = {}
+    for name in ACCOUNTS:
+        with PaperBroker(
+            account=name, db_url=f"sqlite:///{path}", initial_cash=INITIAL_CASH,
+            slippage_bps=SLIPPAGE_BPS, fee_bps=FEE_BPS, clock=lambda: START - timedelta(days=1),
+        ) as broker:
+            created[name] = (broker.account_id, broker.run_id)
+    dispose_engines()
+    return created
+
+
+def _simulate_account(db: sqlite3.Connection, account_id: int, run_id: str, count: int, first_pk: int,
+                      rng: random.Random) -> int:
+    """Insert ``count`` filled market orders for the account; returns the next free order/fill key."""
+    cash = INITIAL_CASH * E6
+    positions = {symbol: [0, 0, 0] for symbol in SYMBOLS}  # qty_e6, cost_basis_e6, realized_pnl_e6
+    prices = {symbol: rng.randint(20, 400) * E6 for symbol in SYMBOLS}
+    step = timedelta(days=DAYS) / max(count, 1)
+    orders, events, fill_rows, cash_rows = [], [], [], []
+    pk = first_pk
+    for i in range(count):
+        symbol = SYMBOLS[rng.randrange(len(SYMBOLS))]
+        qty = rng.randint(1, 100)
+        qty_e6 = qty * E6
+        mid = prices[symbol] = max(E6, prices[symbol] + rng.randint(-50_000, 50_000))
+        bid, ask = mid - 5_000, mid + 5_000
+        position = positions[symbol]
+        sell = position[0] >= qty_e6 and (rng.random() < 0.5 or position[0] > 5_000 * E6)
+        base = bid if sell else ask
+        price = base - base * SLIPPAGE_BPS // 10_000 if sell else base + base * SLIPPAGE_BPS // 10_000
+        notional = price * qty
+        fee = _round_half_even_div(notional * FEE_BPS, 10_000)
+        if not sell and notional + fee > cash:
+            continue
+        if sell:
+            cost_share = position[1] if qty_e6 == position[0] else _round_half_even_div(position[1] * qty_e6, position[0])
+            cash_delta = notional - fee
+            realized = cash_delta - cost_share
+            position[0] -= qty_e6
+            position[1] -= cost_share
+            position[2] += realized
+        else:
+            cash_delta, realized = -(notional + fee), 0
+            position[0] += qty_e6
+            position[1] += notional + fee
+        cash += cash_delta
+        at = _sqlite_time(START + step * i)
+        side = "SELL" if sell else "BUY"
+        orders.append((pk, f"{rng.getrandbits(128):032x}", account_id, run_id, symbol, side, qty_e6,
+                       SLIPPAGE_BPS * E6, FEE_BPS * E6, qty_e6, at, at))
+        events.append((pk, at, None, "new"))
+        events.append((pk, at, "new", "filled"))
+        fill_rows.append((pk, pk, account_id, run_id, symbol, side, qty_e6, price, notional, fee, realized,
+                          SLIPPAGE_BPS * E6, FEE_BPS * E6, bid, ask, at, at))
+        cash_rows.append((account_id, run_id, cash_delta, pk, at))
+        pk += 1
+        if len(orders) >= 200_000:
+            _flush(db, orders, events, fill_rows, cash_rows)
+    _flush(db, orders, events, fill_rows, cash_rows)
+    last = _sqlite_time(START + step * count)
+    db.execute("BEGIN")
+    db.executemany(
+        "INSERT INTO positions (account_id, epoch, symbol, qty_e6, reserved_qty_e6, cost_basis_e6, realized_pnl_e6,"
+        " updated_at) VALUES (?, 1, ?, ?, 0, ?, ?, ?)",
+        [(account_id, symbol, *state, last) for symbol, state in positions.items() if any(state)],
+    )
+    db.execute("UPDATE accounts SET cash_e6 = ?, updated_at = ? WHERE id = ?", (cash, last, account_id))
+    db.execute("COMMIT")
+    return pk
+
+
+def _flush(db: sqlite3.Connection, orders: list, events: list, fill_rows: list, cash_rows: list) -> None:
+    db.execute("BEGIN")
+    db.executemany(
+        "INSERT INTO orders (id, order_id, account_id, epoch, run_id, client_order_id, symbol, side, order_type,"
+        " qty_e6, limit_price_e6, slippage_bps_e6, fee_bps_e6, status, reject_reason, filled_qty_e6,"
+        " reserved_cash_e6, reserved_qty_e6, submitted_at, updated_at)"
+        " VALUES (?, ?, ?, 1, ?, NULL, ?, ?, 'market', ?, NULL, ?, ?, 'filled', NULL, ?, 0, 0, ?, ?)",
+        orders,
+    )
+    db.executemany("INSERT INTO order_events (order_id, at, from_status, to_status) VALUES (?, ?, ?, ?)", events)
+    db.executemany(
+        "INSERT INTO fills (id, order_id, account_id, epoch, run_id, symbol, side, qty_e6, price_e6, notional_e6,"
+        " fee_e6, realized_pnl_e6, slippage_bps_e6, fee_bps_e6, quote_bid_e6, quote_ask_e6, quote_at, filled_at)"
+        " VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        fill_rows,
+    )
+    db.executemany(
+        "INSERT INTO cash_movements (account_id, epoch, run_id, kind, amount_e6, fill_id, at)"
+        " VALUES (?, 1, ?, 'fill', ?, ?, ?)",
+        cash_rows,
+    )
+    db.execute("COMMIT")
+    for rows in (orders, events, fill_rows, cash_rows):
+        rows.clear()
+
+
+def _verify(path: Path, log) -> None:
+    from ledger.book.verify import verify_ledger
+    from ledger.db.engine import dispose_engines, get_engine, read_transaction
+
+    started = time.perf_counter()
+    with get_engine(f"sqlite:///{path}").connect() as conn, read_transaction(conn):
+        problems = verify_ledger(conn)
+    dispose_engines()
+    if problems:
+        raise RuntimeError(f"the generated ledger breaks the ledger's laws: {problems[:3]}")
+    log(f"  verify() on the generated ledger: clean ({time.perf_counter() - started:.1f} s)")
