@@ -19,6 +19,27 @@ from tests.pg_server import PostgresServer, find_pg_bin
 
 ENGINES = [name.strip() for name in os.environ.get("LEDGER_TEST_ENGINES", "sqlite,postgresql").split(",") if name.strip()]
 REQUIRE_POSTGRES = os.environ.get("LEDGER_REQUIRE_POSTGRES") == "1"
+# Test-harness switches that must reach child processes; the library itself reads none of them.
+# LEDGER_UNSAFE_DEFERRED_BEGIN=1 makes tests/workers/concurrent_trader.py drop the up-front write lock
+# (to show by hand that tests/test_concurrency.py fails without it).
+_KEPT_ENVIRONMENT = ("LEDGER_TEST_ENGINES", "LEDGER_REQUIRE_POSTGRES", "LEDGER_PG_BIN", "LEDGER_UNSAFE_DEFERRED_BEGIN")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "engines(*names): run the test only on these database engines")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect engine-specific tests (``@pytest.mark.engines("sqlite")``) on the other engines."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("engines")
+        callspec = getattr(item, "callspec", None)
+        engine = callspec.params.get("engine_name") if callspec else None
+        (dropped if marker and engine and engine not in marker.args else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +81,7 @@ def db_url(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
 def isolated_ledger(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """No LEDGER_* setting leaks in from the machine; the defaults resolve to this test's database."""
     for key in list(os.environ):
-        if key.startswith("LEDGER_") and key not in ("LEDGER_TEST_ENGINES", "LEDGER_REQUIRE_POSTGRES", "LEDGER_PG_BIN"):
+        if key.startswith("LEDGER_") and key not in _KEPT_ENVIRONMENT:
             monkeypatch.delenv(key)
     monkeypatch.setenv("LEDGER_DATABASE_URL", db_url)
     monkeypatch.chdir(tmp_path)
@@ -131,3 +152,22 @@ def ledger_problems(db_url: str) -> list[str]:
 
     with get_engine(db_url).connect() as conn, read_transaction(conn):
         return verify_ledger(conn)
+
+
+def table_snapshot(db_url: str, metadata: object | None = None) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table (alembic_version included), read on a fresh connection, in a stable order.
+
+    ``metadata``: an already reflected ``MetaData`` of the database, to skip reflecting it again.
+    """
+    from sqlalchemy import MetaData, select
+
+    from ledger.db.engine import get_engine, read_transaction
+
+    with get_engine(db_url).connect() as conn, read_transaction(conn):
+        if metadata is None:
+            metadata = MetaData()
+            metadata.reflect(conn)
+        return {
+            name: sorted((tuple(row) for row in conn.execute(select(table))), key=repr)
+            for name, table in sorted(metadata.tables.items())  # type: ignore[attr-defined]
+        }

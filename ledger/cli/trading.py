@@ -1,0 +1,276 @@
+"""``paper-ledger`` commands on accounts, orders and quotes: each call is one PaperBroker use case.
+
+Commands that change an account need it to exist; only ``account create`` (and ``replay``) create accounts.
+Quotes belong to an account in this ledger (valuation and resting orders use that account's last quote), so
+``quote set`` and ``quote fetch`` take ``--account`` (default: ``default``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from ledger.brokers.paper import PaperBroker
+from ledger.cli.common import (
+    CASH,
+    DECIMAL,
+    db_option,
+    existing_broker,
+    fmt_money,
+    fmt_number,
+    fmt_percent,
+    fmt_time,
+    ledger_url,
+    print_fields,
+    print_table,
+    reading,
+    require_account,
+)
+from ledger.book.accounts import validate_account_name
+from ledger.book.store import accounts as accounts_table
+from ledger.book.store import find_account
+from ledger.constants import DEFAULT_ACCOUNT, ORDER_LIMIT, ORDER_MARKET, ORDER_STATUSES, SIDES
+from ledger.exceptions import LedgerError
+from ledger.queries import orders_stmt, portfolio_value, position_rows
+
+ACCOUNT_OPTION = click.option(
+    "--account", "-a", default=DEFAULT_ACCOUNT, show_default=True, help="The account whose quote this is."
+)
+
+
+@click.command("accounts")
+@db_option
+def accounts_command(db: str | None) -> None:
+    """List the accounts: epoch, cash, equity (positions at the mid of their last quote), open positions."""
+    with reading(db) as conn:
+        rows = []
+        for account in conn.execute(select(accounts_table).order_by(accounts_table.c.name)):
+            rows.append((
+                account.name,
+                account.epoch,
+                fmt_money(account.initial_cash_e6),
+                fmt_money(account.cash_e6),
+                fmt_money(portfolio_value(conn, account.id)),
+                len(position_rows(conn, account.id)),
+                fmt_time(account.created_at),
+            ))
+    if not rows:
+        click.echo("no accounts yet: create one with `paper-ledger account create NAME --cash N`")
+        return
+    print_table(
+        None,
+        ("account", "epoch", "initial cash", "cash", "equity", "positions", "created"),
+        rows,
+        numeric={"epoch", "initial cash", "cash", "equity", "positions"},
+    )
+
+
+@click.group()
+def account() -> None:
+    """Create, inspect and reset paper accounts."""
+
+
+@account.command("create")
+@click.argument("name")
+@click.option("--cash", type=CASH, required=True, help="Initial cash deposit, e.g. 100000.")
+@db_option
+def account_create(name: str, cash: Decimal, db: str | None) -> None:
+    """Create the paper account NAME with an initial cash deposit (an existing NAME is an error)."""
+    name = validate_account_name(name)
+    with reading(db, must_exist=False) as conn:
+        if find_account(conn, name) is not None:
+            raise LedgerError(f"account {name!r} already exists (see `paper-ledger account show {name}`)")
+    with PaperBroker(account=name, db_url=ledger_url(db, must_exist=False), initial_cash=cash) as broker:
+        click.echo(f"created account {broker.account!r} with cash {fmt_money(broker.get_account()['cash'])}")
+
+
+@account.command("show")
+@click.argument("name")
+@db_option
+def account_show(name: str, db: str | None) -> None:
+    """Cash, equity and each position: quantity, average cost, last price, market value, P&L."""
+    from ledger.reports import positions_frame  # pandas: imported only by the commands that need it
+
+    with reading(db) as conn:
+        state = require_account(conn, name)
+        equity = portfolio_value(conn, state.id)
+        frame = positions_frame(conn, name)
+    print_fields(
+        f"account {state.name} (epoch {state.epoch})",
+        [
+            ("initial cash", fmt_money(state.initial_cash)),
+            ("cash", fmt_money(state.cash)),
+            ("reserved cash", fmt_money(state.reserved_cash)),
+            ("available cash", fmt_money(state.available_cash)),
+            ("equity", fmt_money(equity)),
+            ("return", fmt_percent(equity / state.initial_cash - 1) if state.initial_cash else "n/a"),
+        ],
+    )
+    if frame.empty:
+        click.echo("no positions")
+        return
+    columns = ("symbol", "qty", "avg cost", "last price", "market value", "unrealized P&L", "realized P&L")
+    rows = [
+        (
+            row.symbol,
+            fmt_number(row.qty),
+            fmt_money(row.avg_cost),
+            fmt_money(row.last_price),
+            fmt_money(row.market_value),
+            fmt_money(row.unrealized_pnl),
+            fmt_money(row.realized_pnl),
+        )
+        for row in frame.itertuples(index=False)
+    ]
+    print_table("positions (last price: mid of the account's last quote)", columns, rows, numeric=set(columns[1:]))
+
+
+@account.command("reset")
+@click.argument("name")
+@click.option("--cash", type=CASH, default=None, help="New initial cash (default: the account's current one).")
+@db_option
+def account_reset(name: str, cash: Decimal | None, db: str | None) -> None:
+    """Start NAME afresh (a new epoch): resting orders canceled, cash restored; history stays queryable."""
+    with existing_broker(db, name) as broker:
+        broker.reset(initial_cash=cash)
+        state = broker.get_account()
+    click.echo(f"account {name!r} reset: epoch {state['epoch']}, cash {fmt_money(state['cash'])}")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("side", type=click.Choice(SIDES, case_sensitive=False))
+@click.argument("symbol")
+@click.argument("qty", type=DECIMAL)
+@click.option("--limit", "limit_price", type=DECIMAL, default=None, help="Limit price (default: a market order).")
+@click.option("--client-order-id", default=None, help="Your id for the order; resubmitting it returns the original.")
+@db_option
+def order(
+    name: str, side: str, symbol: str, qty: Decimal, limit_price: Decimal | None, client_order_id: str | None,
+    db: str | None,
+) -> None:
+    """Submit an order on account NAME: SIDE (buy/sell) QTY of SYMBOL, at market or --limit PX.
+
+    A market order fills at once against the account's last quote for SYMBOL (`quote set` / `quote fetch`);
+    a limit order fills at once when marketable, else rests until a quote crosses it. A rejection is
+    recorded in the ledger and reported as an error.
+    """
+    with existing_broker(db, name) as broker:
+        result = broker.submit_order(
+            symbol,
+            side.upper(),
+            qty,
+            ORDER_MARKET if limit_price is None else ORDER_LIMIT,
+            limit_price,
+            client_order_id,
+        )
+    click.echo(_describe_order(result))
+
+
+def _describe_order(result: dict[str, Any]) -> str:
+    what = f"{result['side']} {fmt_number(result['qty'])} {result['symbol']}"
+    if result["status"] == "filled":
+        line = (
+            f"filled: {what} @ {fmt_money(result['fill_price'])} "
+            f"(notional {fmt_money(result['notional'])}, fee {fmt_money(result['fee'])})"
+        )
+    else:
+        limit = f" limit {fmt_money(result['limit_price'])}" if result["limit_price"] is not None else ""
+        line = f"{result['status']}: {what}{limit}"
+    line += f" order_id={result['order_id']}"
+    if result["replayed"]:
+        line += f" (client_order_id {result['client_order_id']} already named this order: nothing new was placed)"
+    return line
+
+
+@click.command()
+@click.argument("name")
+@click.option("--status", type=click.Choice(ORDER_STATUSES), default=None, help="Only orders with this status.")
+@db_option
+def orders(name: str, status: str | None, db: str | None) -> None:
+    """List the orders of account NAME (current epoch), oldest first."""
+    with reading(db) as conn:
+        state = require_account(conn, name)
+        rows = conn.execute(orders_stmt(state.id, status=status)).all()
+    if not rows:
+        click.echo("no orders" + (f" with status {status}" if status else ""))
+        return
+    columns = ("order_id", "submitted", "side", "qty", "symbol", "type", "limit", "status", "filled",
+               "client_order_id", "reason")
+    print_table(
+        None,
+        columns,
+        [
+            (row.order_id, fmt_time(row.submitted_at), row.side, fmt_number(row.qty_e6), row.symbol, row.order_type,
+             fmt_money(row.limit_price_e6), row.status, fmt_number(row.filled_qty_e6), row.client_order_id or "",
+             row.reject_reason or "")
+            for row in rows
+        ],
+        numeric={"qty", "limit", "filled"},
+    )
+
+
+@click.command()
+@click.argument("name")
+@click.argument("order_id")
+@db_option
+def cancel(name: str, order_id: str, db: str | None) -> None:
+    """Cancel the resting order ORDER_ID of account NAME (a finished order just reports its status)."""
+    with existing_broker(db, name) as broker:
+        result = broker.cancel_order(order_id)
+    click.echo(f"{result['status']}: order_id={result['order_id']}")
+
+
+@click.group()
+def quote() -> None:
+    """Store quotes (per account) by hand or from the market-data provider."""
+
+
+@quote.command("set")
+@click.argument("symbol")
+@click.option("--bid", type=DECIMAL, required=True, help="Bid price.")
+@click.option("--ask", type=DECIMAL, required=True, help="Ask price (>= bid).")
+@ACCOUNT_OPTION
+@db_option
+def quote_set(symbol: str, bid: Decimal, ask: Decimal, account: str, db: str | None) -> None:
+    """Store SYMBOL's quote for an account, now; resting limit orders it crosses fill at once."""
+    with existing_broker(db, account) as broker:
+        fills = broker.set_quote(symbol, bid, ask)
+        stored = broker.get_quote(symbol)
+    click.echo(f"{stored['symbol']} bid {fmt_money(stored['bid'])} ask {fmt_money(stored['ask'])} (account {account!r})")
+    for fill in fills:
+        click.echo(f"  filled resting {fill['side']} {fmt_number(fill['qty'])} @ {fmt_money(fill['fill_price'])} "
+                   f"order_id={fill['order_id']}")
+
+
+@quote.command("fetch")
+@click.argument("symbols", nargs=-1, required=True)
+@ACCOUNT_OPTION
+@db_option
+def quote_fetch(symbols: tuple[str, ...], account: str, db: str | None) -> None:
+    """Fetch SYMBOLS' quotes from Yahoo Finance (one batched request) and store them for an account.
+
+    Symbols Yahoo cannot price are reported and skipped; none priced is an error.
+    """
+    from ledger.brokers.data_provider import get_data_provider  # pandas: imported only when needed
+
+    with existing_broker(db, account) as broker:
+        fetched = get_data_provider("yfinance").get_multiple_quotes(list(symbols))
+        for symbol, data in fetched.items():
+            broker.set_quote(symbol, data["bid"], data["ask"], data["bid_size"], data["ask_size"])
+    print_table(
+        f"quotes stored for account {account!r}",
+        ("symbol", "bid", "ask", "spread bps"),
+        [(symbol, fmt_money(data["bid"]), fmt_money(data["ask"]), f"{data['spread_bps']:.1f}")
+         for symbol, data in fetched.items()],
+        numeric={"bid", "ask", "spread bps"},
+    )
+    missing = [symbol.upper() for symbol in symbols if symbol.strip().upper() not in fetched]
+    if missing:
+        click.echo(f"not priced: {', '.join(missing)}", err=True)
+
+
+COMMANDS = (accounts_command, account, order, orders, cancel, quote)

@@ -1,0 +1,394 @@
+"""The replay job: feed stored bars, in market time, to an example strategy trading a PaperBroker; resumable.
+
+Each bar is handled in two steps: one ``set_quote`` per symbol (a synthetic spread around the bar's close,
+stamped with the bar's time through the broker's clock), then the strategy's orders for that bar, all in
+ONE ``submit_orders`` transaction. Every order carries a deterministic ``client_order_id``
+``rp-<job>:<bar time>:<symbol>:<side>``, where ``<job>`` hashes the account, its epoch, the strategy and the
+bars themselves.
+
+Resume semantics (no side file, no extra table: the ledger is the progress record). Killed at any point and
+started again with the same arguments, the job finds its latest order in the account's current epoch; the bar
+of that order is the last bar whose decisions are known to be committed (a bar's orders commit together or
+not at all). It replays the earlier bars into the strategy without trading (strategies decide from the bars
+seen and the portfolio only), restores every symbol's quote as of that bar, and continues from it:
+
+- the bar itself: its quotes are set again (same prices, same time: no new fill, since a quote that crossed a
+  resting order already filled it) and its orders are not decided again;
+- later bars, which a killed run may have partly done: their quotes are set again and the strategy decides
+  again on the same portfolio (no order of the job was placed after that bar), so it decides the same
+  orders; any that did commit are returned by ``client_order_id`` instead of being placed twice.
+
+So the final cash, positions, fills and equity equal those of an uninterrupted run. A batch the broker
+rejects (not enough cash, say) places nothing and is reported; deciding that bar again gives the same
+rejection, so it cannot make a resumed run differ either. The example strategies
+place market orders only; a strategy leaving resting limit orders would need more care, since a quote set
+after its last order can fill them before a kill, and the re-run would decide from a portfolio that
+already holds those fills. An account reset starts a new epoch and hence a new job: the replay starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, and_, not_, or_, select
+
+from ledger.bars import DatabaseBarCache
+from ledger.book.store import AccountState, find_account, orders
+from ledger.brokers.data_provider import (
+    DEFAULT_SYNTHETIC_SPREAD_BPS,
+    DataProvider,
+    ReplayProvider,
+    YFinanceProvider,
+    synthetic_quote,
+)
+from ledger.brokers.paper import PaperBroker
+from ledger.constants import SIDE_BUY
+from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors
+from ledger.db.migrate import ensure_schema
+from ledger.exceptions import LedgerError, OrderRejectedError
+from ledger.money import round_amount, to_decimal
+from ledger.queries import fills_stmt, portfolio_value
+from ledger.strategies import OrderIntent, Portfolio, get_strategy
+
+Bars = dict[str, dict[str, float]]
+Step = tuple[datetime, Bars]
+JOB_PREFIX = "rp-"
+_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+
+
+@dataclass(frozen=True)
+class BarData:
+    """The bars of a replay, one step per distinct time, prices rounded to the ledger's six decimals.
+
+    Rounding makes a first run (fresh download) and its resumption (the same bars read back from the
+    database cache) see identical numbers. ``fingerprint`` identifies the data in the job key.
+    """
+
+    steps: list[Step]
+    source: str
+    fingerprint: str
+
+    @classmethod
+    def from_steps(cls, steps: Sequence[Step], source: str) -> BarData:
+        if not steps:
+            raise ValueError(f"{source}: no bars to replay")
+        rounded = [
+            (stamp, {symbol: {key: _six_places(value) for key, value in bar.items()} for symbol, bar in bars.items()})
+            for stamp, bars in steps
+        ]
+        digest = hashlib.sha256()
+        for stamp, bars in rounded:
+            for symbol in sorted(bars):
+                digest.update(f"{stamp.isoformat()}|{symbol}|{sorted(bars[symbol].items())}\n".encode())
+        return cls(rounded, source, digest.hexdigest())
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted({symbol for _, bars in self.steps for symbol in bars})
+
+    def describe(self) -> str:
+        first, last = self.steps[0][0], self.steps[-1][0]
+        return (
+            f"{self.source}: {', '.join(self.symbols)}, {len(self.steps)} bars "
+            f"{first:%Y-%m-%d} .. {last:%Y-%m-%d}"
+        )
+
+
+def _six_places(value: float) -> float:
+    return float(round_amount(to_decimal(value, "bar value")))
+
+
+def load_bar_file(path: str | Path, label: str | None = None) -> BarData:
+    """Bars from a CSV or Parquet file (``timestamp, symbol, open, high, low, close, volume``)."""
+    provider = ReplayProvider.from_file(path)
+    return BarData.from_steps(list(provider.bars()), label or str(path))
+
+
+def fetch_bar_data(
+    symbols: Sequence[str], start: str, end: str, db_url: str | None, provider: DataProvider | None = None
+) -> BarData:
+    """Daily bars of ``symbols`` with start <= time < end from Yahoo Finance, cached in the ledger database.
+
+    A second call with the same window reads the ``bars`` table instead of the network, so a re-run
+    (a resumed replay, say) replays exactly the same data.
+    """
+    if not symbols:
+        raise ValueError("--symbols needs at least one symbol")
+    source = provider or YFinanceProvider(bar_cache=DatabaseBarCache(db_url))
+    frames = [
+        source.get_history(symbol, start, end).rename_axis("timestamp").reset_index().assign(symbol=symbol)
+        for symbol in symbols
+    ]
+    long = pd.concat(frames, ignore_index=True).sort_values(["timestamp", "symbol"], kind="stable")
+    steps = list(ReplayProvider(long).bars())
+    return BarData.from_steps(steps, f"Yahoo Finance daily bars {start} .. {end}")
+
+
+class MarketClock:
+    """The broker's clock during a replay: it reads the time of the bar being replayed (market time)."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def job_key(account: str, epoch: int, strategy: str, fingerprint: str) -> str:
+    """Identifies one replay job: same account epoch, strategy and bars -> same key -> resumable."""
+    digest = hashlib.sha256("\x1f".join((account, str(epoch), strategy, fingerprint)).encode()).hexdigest()
+    return JOB_PREFIX + digest[:16]
+
+
+def client_order_id(key: str, stamp: datetime, symbol: str, side: str) -> str:
+    """The deterministic id of the job's order for ``symbol`` and ``side`` at bar ``stamp`` (<= 80 characters)."""
+    return f"{key}:{stamp.strftime(_TIME_FORMAT)}:{symbol}:{side}"
+
+
+def bar_quote(symbol: str, bar: dict[str, float], stamp: datetime) -> tuple[Decimal, Decimal]:
+    """The quote a bar becomes: a synthetic spread around its close, rounded as the ledger stores it."""
+    quote = synthetic_quote(symbol, bar["close"], stamp, DEFAULT_SYNTHETIC_SPREAD_BPS)
+    return round_amount(to_decimal(quote["bid"], "bid")), round_amount(to_decimal(quote["ask"], "ask"))
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a job (re)starts: the first bar to handle, and whether that bar's orders are already placed."""
+
+    index: int
+    orders_placed: bool
+    run_id: str | None
+
+
+def find_resume_point(conn: Connection, account: AccountState, key: str, data: BarData) -> ResumePoint:
+    """The bar of the job's latest order in the account's current epoch (bar 0 when it has none)."""
+    in_epoch = and_(orders.c.account_id == account.id, orders.c.epoch == account.epoch)
+    is_job_order = orders.c.client_order_id.startswith(f"{key}:", autoescape=True)
+    foreign = conn.execute(
+        select(orders.c.order_id).where(in_epoch, or_(orders.c.client_order_id.is_(None), not_(is_job_order))).limit(1)
+    ).first()
+    if foreign is not None:
+        raise LedgerError(
+            f"account {account.name!r} holds orders this replay did not place (e.g. {foreign.order_id}); "
+            f"replay into another account, or start this one afresh with: paper-ledger account reset {account.name}"
+        )
+    latest = conn.execute(
+        select(orders.c.client_order_id, orders.c.run_id).where(in_epoch, is_job_order).order_by(orders.c.id.desc()).limit(1)
+    ).first()
+    if latest is None:
+        return ResumePoint(0, False, None)
+    bar_time = latest.client_order_id.split(":")[1]
+    indexes = {stamp.strftime(_TIME_FORMAT): index for index, (stamp, _) in enumerate(data.steps)}
+    if bar_time not in indexes:
+        raise LedgerError(f"order {latest.client_order_id} of this job names a bar the data does not have")
+    return ResumePoint(indexes[bar_time], True, latest.run_id)
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """Progress of one bar, for the caller's progress display."""
+
+    index: int
+    total: int
+    timestamp: datetime
+    traded: bool  # False: the bar was done before (resume), it only fed the strategy
+    orders: int
+    rejected: str | None
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    """The outcome of a replay, computed from the ledger (so a resumed run reports the same as a single run)."""
+
+    account: str
+    strategy: str
+    job: str
+    run_id: str
+    bars: int
+    resumed_at: int | None
+    initial_cash: Decimal
+    equity: Decimal
+    total_return: Decimal
+    max_drawdown: Decimal
+    trades: int
+    fees: Decimal
+    traded_notional: Decimal
+    turnover: Decimal
+    equity_by_bar: list[tuple[datetime, Decimal]]
+
+
+@dataclass(frozen=True)
+class ReplayJob:
+    """One replay job: the bars, the account and strategy, its key, and where it (re)starts."""
+
+    data: BarData
+    account: str
+    strategy: str
+    db_url: str
+    key: str
+    resume: ResumePoint
+
+
+def plan_replay(data: BarData, *, account: str, strategy: str, db_url: str | None = None) -> ReplayJob:
+    """Identify the job and find where it (re)starts, from the ledger; nothing is written."""
+    get_strategy(strategy)
+    url = resolve_db_url(db_url)
+    engine = get_engine(url)
+    ensure_schema(engine)
+    with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
+        state = find_account(conn, account)
+        # A new account starts at epoch 1 (PaperBroker creates it when the job runs).
+        key = job_key(account, 1 if state is None else state.epoch, strategy, data.fingerprint)
+        resume = ResumePoint(0, False, None) if state is None else find_resume_point(conn, state, key, data)
+    return ReplayJob(data, account, strategy, url, key, resume)
+
+
+def run_replay(
+    job: ReplayJob,
+    *,
+    initial_cash: Decimal | None = None,
+    on_step: Callable[[StepReport], None] | None = None,
+) -> ReplaySummary:
+    """Run ``job`` from its resume point to the last bar; returns its summary (``on_step`` sees each bar)."""
+    trader = get_strategy(job.strategy)
+    steps, resume = job.data.steps, job.resume
+    clock = MarketClock(steps[resume.index][0])
+    with PaperBroker(
+        account=job.account, db_url=job.db_url, initial_cash=initial_cash, clock=clock, run_id=resume.run_id
+    ) as broker:
+        for index, (stamp, bars) in enumerate(steps):
+            trader.observe(stamp, bars)
+            if index < resume.index:
+                _report(on_step, StepReport(index, len(steps), stamp, False, 0, None))
+                continue
+            already_decided = index == resume.index and resume.orders_placed
+            if already_decided:
+                _restore_quotes(broker, clock, job.data, index)
+            clock.now = stamp
+            quotes = {symbol: bar_quote(symbol, bars[symbol], stamp) for symbol in sorted(bars)}
+            for symbol, (bid, ask) in quotes.items():
+                broker.set_quote(symbol, bid, ask)
+            placed, rejected = 0, None
+            if not already_decided:
+                intents = trader.decide(stamp, _portfolio(broker, quotes))
+                placed, rejected = _submit(broker, job.key, stamp, intents)
+            _report(on_step, StepReport(index, len(steps), stamp, True, placed, rejected))
+        run_id = broker.run_id
+    return summarize(job, run_id)
+
+
+def _report(on_step: Callable[[StepReport], None] | None, report: StepReport) -> None:
+    if on_step is not None:
+        on_step(report)
+
+
+def _restore_quotes(broker: PaperBroker, clock: MarketClock, data: BarData, index: int) -> None:
+    """Set every symbol absent from bar ``index`` to its quote as of that bar, at its own bar time.
+
+    A killed run may have stored later bars' quotes; positions must be marked as an uninterrupted run
+    marks them when the strategy decides again.
+    """
+    present = set(data.steps[index][1])
+    latest: dict[str, tuple[datetime, dict[str, float]]] = {}
+    for stamp, bars in data.steps[:index]:
+        latest.update((symbol, (stamp, bar)) for symbol, bar in bars.items() if symbol not in present)
+    for symbol in sorted(latest):
+        stamp, bar = latest[symbol]
+        clock.now = stamp
+        bid, ask = bar_quote(symbol, bar, stamp)
+        broker.set_quote(symbol, bid, ask)
+
+
+def _portfolio(broker: PaperBroker, quotes: dict[str, tuple[Decimal, Decimal]]) -> Portfolio:
+    account = broker.get_account()
+    return Portfolio(
+        cash=account["available_cash"],
+        equity=account["equity"],
+        positions=broker.get_positions(),
+        quotes={symbol: (float(bid), float(ask)) for symbol, (bid, ask) in quotes.items()},
+        slippage_bps=broker.slippage_bps,
+        fee_bps=broker.fee_bps,
+    )
+
+
+def _submit(broker: PaperBroker, key: str, stamp: datetime, intents: list[OrderIntent]) -> tuple[int, str | None]:
+    """Place the bar's orders in one transaction; a rejection leaves none placed and is reported, not raised."""
+    if not intents:
+        return 0, None
+    batch: list[dict[str, Any]] = [
+        {
+            "symbol": intent.symbol,
+            "side": intent.side,
+            "qty": intent.qty,
+            "client_order_id": client_order_id(key, stamp, intent.symbol, intent.side),
+        }
+        for intent in intents
+    ]
+    try:
+        broker.submit_orders(batch)
+    except OrderRejectedError as exc:
+        return 0, str(exc)
+    return len(batch), None
+
+
+def summarize(job: ReplayJob, run_id: str) -> ReplaySummary:
+    """Equity per bar (cash and holdings from the ledger's fills, marked at each bar's quote mid) and figures."""
+    engine = get_engine(job.db_url)
+    with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
+        state = find_account(conn, job.account)
+        assert state is not None, "the replay's broker created the account"
+        initial_cash = state.initial_cash
+        equity = portfolio_value(conn, state.id)
+        fills = conn.execute(fills_stmt(state.id)).all()
+    cash = initial_cash
+    held: dict[str, Decimal] = {}
+    marks: dict[str, Decimal] = {}
+    curve: list[tuple[datetime, Decimal]] = []
+    position = 0
+    for stamp, bars in job.data.steps:
+        while position < len(fills) and fills[position].filled_at <= stamp:
+            fill = fills[position]
+            buy = fill.side == SIDE_BUY
+            cash += -(fill.notional_e6 + fill.fee_e6) if buy else fill.notional_e6 - fill.fee_e6
+            held[fill.symbol] = held.get(fill.symbol, Decimal(0)) + (fill.qty_e6 if buy else -fill.qty_e6)
+            position += 1
+        for symbol, bar in bars.items():
+            bid, ask = bar_quote(symbol, bar, stamp)
+            marks[symbol] = (bid + ask) / 2
+        curve.append((stamp, cash + sum((qty * marks[symbol] for symbol, qty in held.items()), Decimal(0))))
+    notional = sum((fill.notional_e6 for fill in fills), Decimal(0))
+    return ReplaySummary(
+        account=job.account,
+        strategy=job.strategy,
+        job=job.key,
+        run_id=run_id,
+        bars=len(job.data.steps),
+        resumed_at=job.resume.index if job.resume.orders_placed else None,
+        initial_cash=initial_cash,
+        equity=equity,
+        total_return=(equity / initial_cash - 1) if initial_cash else Decimal(0),
+        max_drawdown=max_drawdown([value for _, value in curve]),
+        trades=len(fills),
+        fees=sum((fill.fee_e6 for fill in fills), Decimal(0)),
+        traded_notional=notional,
+        turnover=notional / initial_cash if initial_cash else Decimal(0),
+        equity_by_bar=curve,
+    )
+
+
+def max_drawdown(values: Sequence[Decimal]) -> Decimal:
+    """The largest fall from a running peak, as a fraction of that peak (0 for a curve that never falls)."""
+    peak: Decimal | None = None
+    worst = Decimal(0)
+    for value in values:
+        peak = value if peak is None or value > peak else peak
+        if peak > 0:
+            worst = max(worst, (peak - value) / peak)
+    return worst

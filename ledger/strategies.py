@@ -1,0 +1,181 @@
+"""Small example strategies for ``paper-ledger replay``: a moving-average crossover and an equal-weight monthly rebalance.
+
+A strategy sees the market one bar at a time through :meth:`Strategy.observe` and, when asked, turns the
+portfolio at that bar into orders with :meth:`Strategy.decide`. Decisions depend only on the bars observed so
+far and on the portfolio passed in, never on what the strategy did earlier: that is what lets an interrupted
+replay observe the bars it already traded without trading them again, and still decide the next bar exactly
+as an uninterrupted run would.
+
+Strategies place whole-share market orders, sells before buys, and size buys from the cash the sells should
+free, priced at the quote with slippage and fee, minus a small cash buffer, so an order is not rejected for
+lack of cash.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from ledger.constants import SIDE_BUY, SIDE_SELL
+
+# Part of equity left in cash when sizing buys: covers slippage, fees and rounding between decision and fill.
+CASH_BUFFER = 0.02
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """A market order a strategy wants placed: whole shares, side BUY or SELL."""
+
+    symbol: str
+    side: str
+    qty: int
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """What a strategy may know about the account at a bar (protocol floats, as the broker returns them).
+
+    ``quotes``: symbol -> (bid, ask) of the symbols quoted at this bar.
+    """
+
+    cash: float
+    equity: float
+    positions: Mapping[str, float]
+    quotes: Mapping[str, tuple[float, float]]
+    slippage_bps: float
+    fee_bps: float
+
+    def buy_cost(self, symbol: str) -> float:
+        """Cash one share costs: ask plus slippage, plus fee."""
+        ask = self.quotes[symbol][1]
+        return ask * (1 + self.slippage_bps / 10_000) * (1 + self.fee_bps / 10_000)
+
+    def sell_proceeds(self, symbol: str) -> float:
+        """Cash one share brings: bid minus slippage, minus fee."""
+        bid = self.quotes[symbol][0]
+        return bid * (1 - self.slippage_bps / 10_000) * (1 - self.fee_bps / 10_000)
+
+    def mid(self, symbol: str) -> float:
+        bid, ask = self.quotes[symbol]
+        return (bid + ask) / 2
+
+
+class Strategy(ABC):
+    """Base class: keeps each symbol's closes and the bar times seen; subclasses implement :meth:`decide`."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.closes: dict[str, list[float]] = defaultdict(list)
+        self.timestamps: list[datetime] = []
+
+    def observe(self, timestamp: datetime, bars: Mapping[str, Mapping[str, float]]) -> None:
+        """Record one bar (every bar of a replay is observed, traded or not)."""
+        self.timestamps.append(timestamp)
+        for symbol, bar in bars.items():
+            self.closes[symbol].append(float(bar["close"]))
+
+    @abstractmethod
+    def decide(self, timestamp: datetime, portfolio: Portfolio) -> list[OrderIntent]:
+        """The orders to place at the bar just observed, sells first."""
+
+    def _buys_within_cash(
+        self, portfolio: Portfolio, sells: list[OrderIntent], wanted: list[tuple[str, float]]
+    ) -> list[OrderIntent]:
+        """Buy orders for ``wanted`` (symbol, budget) pairs, each capped by the cash left after the sells."""
+        cash = portfolio.cash + sum(intent.qty * portfolio.sell_proceeds(intent.symbol) for intent in sells)
+        cash -= portfolio.equity * CASH_BUFFER
+        buys: list[OrderIntent] = []
+        for symbol, budget in wanted:
+            unit_cost = portfolio.buy_cost(symbol)
+            qty = math.floor(min(budget, cash) / unit_cost)
+            if qty > 0:
+                buys.append(OrderIntent(symbol, SIDE_BUY, qty))
+                cash -= qty * unit_cost
+        return buys
+
+
+class MovingAverageCrossover(Strategy):
+    """Hold a symbol while its fast moving average of closes is above its slow one, else be flat.
+
+    Entering buys an equal share (1/number of symbols) of equity; exiting sells the whole position.
+    """
+
+    name = "sma-crossover"
+    summary = "hold each symbol while its 10-bar average close is above its 30-bar average"
+
+    def __init__(self, fast: int = 10, slow: int = 30) -> None:
+        super().__init__()
+        if not 0 < fast < slow:
+            raise ValueError(f"moving averages need 0 < fast < slow, got fast={fast}, slow={slow}")
+        self.fast = fast
+        self.slow = slow
+
+    def _trend_up(self, symbol: str) -> bool | None:
+        closes = self.closes[symbol]
+        if len(closes) < self.slow:
+            return None
+        fast_ma = sum(closes[-self.fast :]) / self.fast
+        slow_ma = sum(closes[-self.slow :]) / self.slow
+        return fast_ma > slow_ma
+
+    def decide(self, timestamp: datetime, portfolio: Portfolio) -> list[OrderIntent]:
+        sells: list[OrderIntent] = []
+        entries: list[str] = []
+        for symbol in sorted(portfolio.quotes):
+            trend_up = self._trend_up(symbol)
+            held = portfolio.positions.get(symbol, 0.0)
+            if trend_up is False and held > 0:
+                sells.append(OrderIntent(symbol, SIDE_SELL, int(held)))
+            elif trend_up and held == 0:
+                entries.append(symbol)
+        budget = portfolio.equity / max(len(self.closes), 1)
+        return sells + self._buys_within_cash(portfolio, sells, [(symbol, budget) for symbol in entries])
+
+
+class EqualWeightMonthly(Strategy):
+    """On the first bar of each month, rebalance every quoted symbol to an equal share of equity."""
+
+    name = "equal-weight"
+    summary = "on the first bar of each month, rebalance to equal weights"
+
+    def decide(self, timestamp: datetime, portfolio: Portfolio) -> list[OrderIntent]:
+        if len(self.timestamps) > 1:
+            previous = self.timestamps[-2]
+            if (previous.year, previous.month) == (timestamp.year, timestamp.month):
+                return []
+        symbols = sorted(portfolio.quotes)
+        if not symbols:
+            return []
+        target_value = portfolio.equity * (1 - CASH_BUFFER) / len(symbols)
+        sells: list[OrderIntent] = []
+        wanted: list[tuple[str, float]] = []
+        for symbol in symbols:
+            held = portfolio.positions.get(symbol, 0.0)
+            delta = math.floor(target_value / portfolio.mid(symbol)) - int(held)
+            if delta < 0:
+                sells.append(OrderIntent(symbol, SIDE_SELL, -delta))
+            elif delta > 0:
+                wanted.append((symbol, delta * portfolio.buy_cost(symbol)))
+        return sells + self._buys_within_cash(portfolio, sells, wanted)
+
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    MovingAverageCrossover.name: MovingAverageCrossover,
+    EqualWeightMonthly.name: EqualWeightMonthly,
+}
+DEFAULT_STRATEGY = MovingAverageCrossover.name
+
+
+def get_strategy(name: str) -> Strategy:
+    """A fresh strategy by name; ValueError listing the known names otherwise."""
+    try:
+        return STRATEGIES[name]()
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}") from None

@@ -1,0 +1,376 @@
+"""The replay job: resumable after a SIGKILL at any point, ending exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ledger.book.store import find_account
+from ledger.brokers.data_provider import ReplayProvider, YFinanceProvider
+from ledger.brokers.paper import PaperBroker
+from ledger.cli import cli
+from ledger.data import sample_bars_path
+from ledger.db.engine import get_engine, read_transaction
+from ledger.queries import fills_stmt, orders_stmt, portfolio_value, position_rows
+from ledger.replay import BarData, client_order_id, fetch_bar_data, load_bar_file, plan_replay, run_replay
+from ledger.strategies import STRATEGIES, OrderIntent, Strategy
+from tests.conftest import ledger_problems
+
+ROOT = Path(__file__).resolve().parents[1]
+BARS = 150  # of the packaged sample's 500: enough trades to kill in the middle of, quick on both engines
+ACCOUNT = "kill"
+CASH = Decimal(50_000)
+
+
+@pytest.fixture
+def bars_file(tmp_path: Path) -> Path:
+    """The first BARS days of the packaged sample (3 symbols), as a CSV file."""
+    frame = pd.read_csv(sample_bars_path())
+    days = sorted(frame["timestamp"].unique())[:BARS]
+    path = tmp_path / "bars.csv"
+    frame[frame["timestamp"].isin(days)].to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def bars(bars_file: Path) -> BarData:
+    return load_bar_file(bars_file)
+
+
+@pytest.fixture
+def reference_db_url(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest):
+    """A second empty ledger on the same engine, for the uninterrupted reference run."""
+    if engine_name == "sqlite":
+        yield f"sqlite:///{tmp_path / 'reference.db'}"
+        return
+    server = request.getfixturevalue("pg_server")
+    name = server.create_database()
+    yield server.url(name)
+    from ledger.db.engine import dispose_engines
+
+    dispose_engines()
+    server.drop_database(name)
+
+
+def replay_in_process(db_url: str, data: BarData, strategy: str = "sma-crossover", **kwargs):
+    job = plan_replay(data, account=ACCOUNT, strategy=strategy, db_url=db_url)
+    return run_replay(job, initial_cash=CASH, **kwargs)
+
+
+def ledger_state(db_url: str, account: str = ACCOUNT) -> dict:
+    """Everything a replay decides, exactly (Decimals): cash, equity, positions, fills, orders."""
+    with get_engine(db_url).connect() as conn, read_transaction(conn):
+        state = find_account(conn, account)
+        assert state is not None
+        return {
+            "epoch": state.epoch,
+            "cash": state.cash,
+            "equity": portfolio_value(conn, state.id),
+            "positions": {
+                row.symbol: (row.qty_e6, row.cost_basis_e6, row.realized_pnl_e6)
+                for row in position_rows(conn, state.id, include_flat=True)
+            },
+            "fills": [
+                (row.filled_at, row.symbol, row.side, row.qty_e6, row.price_e6, row.fee_e6, row.realized_pnl_e6)
+                for row in conn.execute(fills_stmt(state.id))
+            ],
+            "orders": sorted(
+                (row.client_order_id, row.status, row.qty_e6) for row in conn.execute(orders_stmt(state.id))
+            ),
+        }
+
+
+def replay_arguments(db_url: str, bars_file: Path) -> list[str]:
+    return [
+        "replay", "--db", db_url, "--data", str(bars_file), "--account", ACCOUNT, "--cash", str(CASH), "--verbose",
+    ]
+
+
+def run_until_bar_then_kill(arguments: list[str], bar: int, tmp_path: Path) -> None:
+    """Run the replay CLI (paused after each bar, see tests/workers/replay_child.py) and SIGKILL it at once
+    after letting it go on from bar ``bar``: it dies somewhere inside bar ``bar + 1``."""
+    with open(tmp_path / "child.stderr", "w+") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.workers.replay_child", *arguments],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        for line in child.stdout:
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            if line.startswith(f"bar {bar}/"):
+                assert "traded" in line, line
+                os.kill(child.pid, signal.SIGKILL)
+                break
+        child.wait(timeout=60)
+        stderr.seek(0)
+        assert child.returncode == -signal.SIGKILL, f"the replay ended before bar {bar}: {stderr.read()}"
+
+
+def test_replay_killed_at_several_points_resumes_to_the_state_of_an_uninterrupted_run(
+    db_url, reference_db_url, bars_file, bars, tmp_path
+):
+    arguments = replay_arguments(db_url, bars_file)
+    fills_after_kills = []
+    for kill_at in (40, 75, 110):
+        run_until_bar_then_kill(arguments, kill_at, tmp_path)
+        assert ledger_problems(db_url) == []  # a kill never leaves half of anything
+        fills_after_kills.append(len(ledger_state(db_url)["fills"]))
+    finished = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *arguments], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "resuming at bar" in finished.stdout
+    assert "summary" in finished.stdout
+
+    replay_in_process(reference_db_url, bars)
+    resumed, uninterrupted = ledger_state(db_url), ledger_state(reference_db_url)
+    assert 0 < fills_after_kills[0] <= fills_after_kills[-1] < len(uninterrupted["fills"])
+    assert resumed == uninterrupted
+    client_ids = [order[0] for order in resumed["orders"]]
+    assert len(client_ids) == len(set(client_ids))  # nothing ordered twice
+    assert ledger_problems(db_url) == [] and ledger_problems(reference_db_url) == []
+
+
+class Interrupted(BaseException):
+    """Stands in for a kill inside the process (BaseException: nothing in the ledger catches it)."""
+
+
+def interrupt_on_call(monkeypatch, method: str, call: int, after: bool) -> None:
+    """Make PaperBroker.``method`` raise Interrupted on its ``call``-th call, before or after doing its work."""
+    original = getattr(PaperBroker, method)
+    calls = {"n": 0}
+
+    def wrapper(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call and not after:
+            raise Interrupted
+        result = original(self, *args, **kwargs)
+        if calls["n"] == call and after:
+            raise Interrupted
+        return result
+
+    monkeypatch.setattr(PaperBroker, method, wrapper)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "method", "call", "after"),
+    [
+        ("sma-crossover", "set_quote", 200, False),  # between two symbols' quotes of one bar
+        ("equal-weight", "submit_orders", 3, True),  # the bar's batch committed, the process dies before going on
+        ("sma-crossover", "submit_orders", 4, False),  # the bar's quotes stored, its batch never sent
+    ],
+)
+def test_interrupted_at_a_precise_point_the_resumed_run_ends_like_an_uninterrupted_one(
+    db_url, reference_db_url, bars, monkeypatch, strategy, method, call, after
+):
+    with monkeypatch.context() as patch:
+        interrupt_on_call(patch, method, call, after)
+        with pytest.raises(Interrupted):
+            replay_in_process(db_url, bars, strategy)
+    summary = replay_in_process(db_url, bars, strategy)
+    replay_in_process(reference_db_url, bars, strategy)
+    assert ledger_state(db_url) == ledger_state(reference_db_url)
+    assert summary.trades == len(ledger_state(reference_db_url)["fills"])
+    assert ledger_problems(db_url) == []
+
+
+class ProbeStrategy(Strategy):
+    """Records the portfolio it is shown; orders sized from cash at bars 0 and 10 (not idempotent on purpose:
+    deciding bar 10 again after its orders filled would size them differently)."""
+
+    name = "probe"
+    summary = "test probe"
+    seen: list[tuple] = []
+
+    def decide(self, timestamp, portfolio):
+        ProbeStrategy.seen.append((timestamp, portfolio.cash, portfolio.equity, dict(portfolio.positions)))
+        if len(self.timestamps) - 1 not in (0, 10):
+            return []
+        return [
+            OrderIntent(symbol, "BUY", int(portfolio.cash * 0.05 / portfolio.buy_cost(symbol)))
+            for symbol in sorted(portfolio.quotes)
+        ]
+
+
+def stop_after_bar(bar_index: int):
+    def on_step(step):
+        if step.traded and step.index == bar_index:
+            raise Interrupted
+
+    return on_step
+
+
+def test_resumed_strategy_is_shown_the_same_portfolio_as_an_uninterrupted_run(
+    db_url, reference_db_url, bars_file, tmp_path, monkeypatch
+):
+    # SYN_C trades one day in three: absent from bar 10, the job's last traded bar when it resumes.
+    frame = pd.read_csv(bars_file)
+    days = sorted(frame["timestamp"].unique())
+    sparse = frame[(frame["symbol"] != "SYN_C") | frame["timestamp"].isin(days[::3])]
+    data = BarData.from_steps(list(ReplayProvider(sparse).bars()), "sparse")
+    monkeypatch.setitem(STRATEGIES, "probe", ProbeStrategy)
+
+    ProbeStrategy.seen = []
+    replay_in_process(reference_db_url, data, "probe")
+    uninterrupted = dict((seen[0], seen) for seen in ProbeStrategy.seen)
+
+    ProbeStrategy.seen = []
+    with pytest.raises(Interrupted):  # right after bar 10's orders committed
+        replay_in_process(db_url, data, "probe", on_step=stop_after_bar(10))
+    with pytest.raises(Interrupted):  # later quotes (SYN_C's included) stored, no order since bar 10
+        replay_in_process(db_url, data, "probe", on_step=stop_after_bar(40))
+    replay_in_process(db_url, data, "probe")
+    for stamp, *portfolio in ProbeStrategy.seen:
+        assert [stamp, *portfolio] == list(uninterrupted[stamp]), f"different portfolio at {stamp}"
+    assert ledger_state(db_url) == ledger_state(reference_db_url)
+    assert ledger_problems(db_url) == []
+
+
+def test_a_finished_job_run_again_places_nothing_and_reports_the_same_summary(db_url, bars):
+    first = replay_in_process(db_url, bars)
+    state = ledger_state(db_url)
+    again = replay_in_process(db_url, bars)
+    assert ledger_state(db_url) == state
+    assert again.resumed_at is not None
+    assert (again.equity, again.trades, again.fees, again.max_drawdown) == (
+        first.equity, first.trades, first.fees, first.max_drawdown
+    )
+    assert first.equity == state["equity"]
+    assert first.trades == len(state["fills"]) > 0
+
+
+def test_summary_figures_follow_from_the_ledger(db_url, bars):
+    summary = replay_in_process(db_url, bars, "equal-weight")
+    state = ledger_state(db_url)
+    assert summary.fees == sum(fill[5] for fill in state["fills"])
+    assert summary.traded_notional == sum(
+        (fill[3] * fill[4]).quantize(Decimal("0.000001")) for fill in state["fills"]
+    )
+    assert summary.turnover == summary.traded_notional / CASH
+    assert summary.total_return == summary.equity / CASH - 1
+    assert len(summary.equity_by_bar) == BARS
+    assert summary.equity_by_bar[-1][1] == summary.equity  # the curve's last mark is the broker's equity
+    peak = max(value for _, value in summary.equity_by_bar)
+    assert 0 < summary.max_drawdown < 1 and peak >= summary.equity_by_bar[0][1]
+
+
+def test_after_an_account_reset_the_replay_starts_over_in_the_new_epoch(db_url, bars):
+    replay_in_process(db_url, bars)
+    first_epoch = ledger_state(db_url)
+    with PaperBroker(account=ACCOUNT, db_url=db_url) as broker:
+        broker.reset()
+    replay_in_process(db_url, bars)
+    second_epoch = ledger_state(db_url)
+    assert second_epoch["epoch"] == first_epoch["epoch"] + 1
+    # the same decisions and prices, under new client_order_ids (the job key includes the epoch)
+    assert [fill[1:] for fill in second_epoch["fills"]] == [fill[1:] for fill in first_epoch["fills"]]
+    assert second_epoch["cash"] == first_epoch["cash"]
+    assert not set(o[0] for o in second_epoch["orders"]) & set(o[0] for o in first_epoch["orders"])
+    assert ledger_problems(db_url) == []
+
+
+def test_replay_refuses_an_account_holding_orders_it_did_not_place(db_url, bars):
+    with PaperBroker(account=ACCOUNT, db_url=db_url, initial_cash=CASH) as broker:
+        broker.set_quote("SYN_A", 100, 100.1)
+        broker.submit_order("SYN_A", "BUY", 1)
+    with pytest.raises(Exception, match="holds orders this replay did not place"):
+        replay_in_process(db_url, bars)
+    assert len(ledger_state(db_url)["fills"]) == 1
+
+
+def test_client_order_ids_are_deterministic_printable_and_short(bars):
+    stamp = bars.steps[0][0]
+    longest_symbol = "A" * 32
+    coid = client_order_id("rp-0123456789abcdef", stamp, longest_symbol, "SELL")
+    assert coid == client_order_id("rp-0123456789abcdef", stamp, longest_symbol, "SELL")
+    assert len(coid) <= 128 and coid.isprintable() and " " not in coid
+    assert coid.startswith("rp-0123456789abcdef:20220103T000000.000000Z:")
+
+
+class FakeYFinance:
+    """Stands in for the yfinance module: serves sample bars per ticker and counts history requests."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.requests: list[str] = []
+
+    def Ticker(self, symbol: str):  # noqa: N802 - yfinance's name
+        fake = self
+
+        class Ticker:
+            def history(self, start, end, interval, **_):
+                fake.requests.append(symbol)
+                rows = fake.frame[fake.frame["symbol"] == symbol].copy()
+                rows.index = pd.DatetimeIndex(pd.to_datetime(rows["timestamp"]), tz="UTC")
+                rows = rows[(rows.index >= pd.Timestamp(start)) & (rows.index < pd.Timestamp(end))]
+                return rows.rename(columns=str.capitalize)[["Open", "High", "Low", "Close", "Volume"]]
+
+        return Ticker()
+
+
+def test_symbols_are_fetched_once_then_replayed_from_the_ledger_cache(db_url, bars_file):
+    from ledger.bars import DatabaseBarCache
+
+    fake = FakeYFinance(pd.read_csv(bars_file))
+    provider = YFinanceProvider(yf_module=fake, bar_cache=DatabaseBarCache(db_url))
+    first = fetch_bar_data(["SYN_A", "SYN_B"], "2022-01-01", "2022-03-01", db_url, provider)
+    assert sorted(fake.requests) == ["SYN_A", "SYN_B"]
+    again = fetch_bar_data(
+        ["SYN_A", "SYN_B"], "2022-01-01", "2022-03-01", db_url,
+        YFinanceProvider(yf_module=fake, bar_cache=DatabaseBarCache(db_url)),
+    )
+    assert sorted(fake.requests) == ["SYN_A", "SYN_B"]  # the re-run read the database, not the network
+    assert again.fingerprint == first.fingerprint  # same bars -> same job key -> a re-run resumes
+    assert first.symbols == ["SYN_A", "SYN_B"] and len(first.steps) > 30
+
+
+def test_replay_cli_with_symbols_uses_the_data_provider_and_resumes_from_cached_bars(db_url, bars_file, monkeypatch):
+    fake = FakeYFinance(pd.read_csv(bars_file))
+    monkeypatch.setattr(
+        "ledger.replay.YFinanceProvider", lambda **kwargs: YFinanceProvider(yf_module=fake, **kwargs)
+    )
+    args = ["replay", "--db", db_url, "--account", "yf", "--symbols", "SYN_A,SYN_C",
+            "--start", "2022-01-01", "--end", "2022-06-01", "--strategy", "equal-weight"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert sorted(fake.requests) == ["SYN_A", "SYN_C"]
+    assert "resuming at bar" in again.output
+    assert ledger_problems(db_url) == []
+
+
+def test_replay_with_no_arguments_runs_offline_on_the_packaged_sample(db_url):
+    result = CliRunner().invoke(cli, ["replay"])  # LEDGER_DATABASE_URL points at this test's ledger
+    assert result.exit_code == 0, result.output
+    assert "packaged synthetic sample" in result.output
+    assert "SYN_A, SYN_B, SYN_C, 500 bars" in result.output
+    for figure in ("equity", "return", "max drawdown", "trades (fills)", "fees", "turnover"):
+        assert figure in result.output
+    state = ledger_state(db_url, "replay")
+    assert len(state["fills"]) > 10
+    assert ledger_problems(db_url) == []
+
+
+def test_replay_rejects_bad_options_with_one_line(db_url, bars_file):
+    cases = [
+        (["replay", "--strategy", "nope"], "nope"),
+        (["replay", "--data", str(bars_file), "--symbols", "AAPL"], "either --data or --symbols"),
+        (["replay", "--symbols", "AAPL"], "needs --start and --end"),
+        (["replay", "--start", "2024-01-01"], "go with --symbols"),
+        (["replay", "--cash", "-5", "--data", str(bars_file)], "-5 is negative"),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(cli, [*args, "--db", db_url])
+        assert result.exit_code != 0, args
+        assert message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
