@@ -22,11 +22,16 @@ REQUIRE_POSTGRES = os.environ.get("LEDGER_REQUIRE_POSTGRES") == "1"
 # Test-harness switches that must reach child processes; the library itself reads none of them.
 # LEDGER_UNSAFE_DEFERRED_BEGIN=1 makes tests/workers/concurrent_trader.py drop the up-front write lock
 # (to show by hand that tests/test_concurrency.py fails without it).
-_KEPT_ENVIRONMENT = ("LEDGER_TEST_ENGINES", "LEDGER_REQUIRE_POSTGRES", "LEDGER_PG_BIN", "LEDGER_UNSAFE_DEFERRED_BEGIN")
+_KEPT_ENVIRONMENT = (
+    "LEDGER_TEST_ENGINES", "LEDGER_REQUIRE_POSTGRES", "LEDGER_PG_BIN", "LEDGER_UNSAFE_DEFERRED_BEGIN",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "engines(*names): run the test only on these database engines")
+    if REQUIRE_POSTGRES and "postgresql" not in ENGINES:
+        # CI must not be able to drop the PostgreSQL half by narrowing the engine list.
+        raise pytest.UsageError(f"LEDGER_REQUIRE_POSTGRES=1 but LEDGER_TEST_ENGINES={','.join(ENGINES)!r}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -47,7 +47,15 @@ class PostgresServer:
         command = [str(self.bin_dir / args[0]), *args[1:]]
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        done = subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        if done.returncode != 0:
+            # Say why: pg_ctl's own stderr is terse, the server log has the reason (port taken, permissions...).
+            log = self.root / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no server log)"
+            raise RuntimeError(
+                f"{' '.join(args[:1])} failed with code {done.returncode}: "
+                f"{done.stderr.decode(errors='replace').strip()}\n--- server.log ---\n{tail}"
+            )
 
     def start(self) -> None:
         if self._as_postgres:

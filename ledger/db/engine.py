@@ -9,9 +9,10 @@ PostgreSQL: plain transactions; the use cases lock the account row with ``SELECT
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -22,6 +23,7 @@ from ledger.constants import DEFAULT_DB_FILE
 from ledger.exceptions import DatabaseError
 
 _BEGIN_KEY = "ledger_begin"
+_PG_READ_ONLY_TRANSACTION = "25006"  # SQLSTATE read_only_sql_transaction (psycopg files it under InternalError)
 _engines: dict[str, Engine] = {}
 
 
@@ -65,11 +67,18 @@ def _create_engine(db_url: str) -> Engine:
     except ArgumentError as exc:
         raise DatabaseError(f"invalid database URL {db_url!r}: {exc}") from exc
     if url.get_backend_name() == "sqlite":
-        return _create_sqlite_engine(db_url, url.database)
+        return _create_sqlite_engine(db_url, _sqlite_file(url.database, url.query))
     try:
         return create_engine(db_url, pool_pre_ping=True)
     except (ArgumentError, ImportError) as exc:
         raise DatabaseError(f"cannot use database URL {url.render_as_string(hide_password=True)}: {exc}") from exc
+
+
+def _sqlite_file(database: str | None, query: Mapping[str, object]) -> str | None:
+    """The file a SQLite URL names; with ``?uri=true`` the database part is a ``file:`` URI (e.g. ``?mode=ro``)."""
+    if database and str(query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
+        return unquote(urlsplit(database).path) or None
+    return database
 
 
 def _create_sqlite_engine(db_url: str, database: str | None) -> Engine:
@@ -95,9 +104,13 @@ def _create_sqlite_engine(db_url: str, database: str | None) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
-            if mode and str(mode[0]).lower() != "wal":
-                raise sqlite3.OperationalError(f"cannot switch {database} to WAL (journal_mode={mode[0]})")
+            # Switching to WAL rewrites the file header: never do it to another application's database,
+            # which ensure_schema is about to refuse untouched.
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()
+            if str(mode[0]).lower() != "wal" and not _holds_foreign_tables(cursor):
+                mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+                if str(mode[0]).lower() != "wal":
+                    raise sqlite3.OperationalError(f"cannot switch {database} to WAL (journal_mode={mode[0]})")
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
         finally:
             cursor.close()
@@ -109,6 +122,12 @@ def _create_sqlite_engine(db_url: str, database: str | None) -> Engine:
     return engine
 
 
+def _holds_foreign_tables(cursor: sqlite3.Cursor) -> bool:
+    """True when the file has tables but no Alembic version table: not a paper-ledger database."""
+    names = {row[0] for row in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return bool(names - {"sqlite_sequence", "sqlite_stat1"}) and "alembic_version" not in names
+
+
 @contextmanager
 def write_transaction(conn: Connection) -> Iterator[Connection]:
     """A read-write transaction holding the database write lock from its first statement (SQLite)."""
@@ -116,7 +135,7 @@ def write_transaction(conn: Connection) -> Iterator[Connection]:
         raise RuntimeError("write_transaction opened inside another transaction")
     if is_sqlite(conn):
         conn.info[_BEGIN_KEY] = "BEGIN IMMEDIATE"
-    with translate_db_errors(conn), conn.begin():
+    with translate_db_errors(conn), _transaction(conn):
         yield conn
 
 
@@ -125,17 +144,47 @@ def read_transaction(conn: Connection) -> Iterator[Connection]:
     """A short read transaction: one consistent snapshot, ended at once so no stale snapshot is kept."""
     if conn.in_transaction():
         raise RuntimeError("read_transaction opened inside another transaction")
-    with translate_db_errors(conn), conn.begin():
+    with translate_db_errors(conn), _transaction(conn):
         yield conn
 
 
-_SQLITE_MESSAGES = (
+@contextmanager
+def _transaction(conn: Connection) -> Iterator[Connection]:
+    """``conn.begin()``, plus a rollback at the driver when the block fails.
+
+    When the failure happens at commit (an error or KeyboardInterrupt in the commit itself, or in a
+    ``commit`` event), SQLAlchemy considers the transaction over and skips its rollback, but the driver
+    connection is still inside it: on SQLite it keeps the write lock, on PostgreSQL the account row lock,
+    and the next transaction on this connection would commit the failed one's rows after all.
+    """
+    try:
+        with conn.begin():
+            yield conn
+    except BaseException:
+        _roll_back_driver(conn)
+        raise
+
+
+def _roll_back_driver(conn: Connection) -> None:
+    """Roll back whatever the driver connection still has open; throw the connection away if that fails."""
+    if conn.closed or conn.invalidated:
+        return
+    try:
+        conn.connection.driver_connection.rollback()  # a no-op when nothing is open
+    except Exception:  # noqa: BLE001 - a connection we cannot roll back must not be reused
+        conn.invalidate()
+
+
+_DRIVER_MESSAGES = (
     ("readonly", "the database file is read-only"),
     ("disk is full", "the disk (or the database's max_page_count) is full; the transaction was rolled back"),
     ("file is not a database", "the file is not a SQLite database (corrupt or foreign file)"),
     ("malformed", "the database file is corrupt"),
     ("unable to open", "the database file cannot be opened"),
     ("database is locked", "the database stayed locked by another writer longer than busy_timeout"),
+    # PostgreSQL
+    ("read-only transaction", "the database is read-only for this session (read-only setting or standby)"),
+    ("lock timeout", "a row stayed locked by another session longer than lock_timeout"),
 )
 
 
@@ -143,7 +192,7 @@ def describe_db_error(exc: BaseException) -> str:
     """A one-line, human explanation of a driver error."""
     raw = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     lowered = raw.lower()
-    for needle, meaning in _SQLITE_MESSAGES:
+    for needle, meaning in _DRIVER_MESSAGES:
         if needle in lowered:
             return f"{meaning} ({raw})"
     return raw
@@ -161,6 +210,7 @@ def translate_db_errors(conn: Connection | Engine | None = None) -> Iterator[Non
         raise DatabaseError(describe_db_error(exc) + where) from exc
     except DBAPIError as exc:
         corrupt = isinstance(exc.orig, sqlite3.DatabaseError) and not isinstance(exc.orig, sqlite3.IntegrityError)
-        if exc.connection_invalidated or corrupt:
+        read_only = getattr(exc.orig, "sqlstate", None) == _PG_READ_ONLY_TRANSACTION
+        if exc.connection_invalidated or corrupt or read_only:
             raise DatabaseError(describe_db_error(exc)) from exc
         raise
