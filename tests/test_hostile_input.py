@@ -63,9 +63,9 @@ BAD_SINCE: list[Any] = [
     "2024-01-02T14:30:00+00:00", 0, 1.7e9, date(2024, 1, 2), b"2024", [datetime(2024, 1, 2, tzinfo=UTC)],
 ]
 BAD_ORDER_IDS: list[Any] = [None, 123, "", "x" * 64, SQL, "é", b"id", ["id"], "0" * 32]
-# Known bugs (see the xfail tests at the end): these ids break get_order/cancel_order.
+# Ids that once broke get_order/cancel_order (unbounded message, NUL reaching PostgreSQL).
 ORDER_IDS_MISHANDLED: list[Any] = ["x" * 10_000, "\x00", "id\x00"]
-# Known bug: get_quote echoes these raw into its message (newline, NUL).
+# Symbols that get_quote once echoed raw into its message (newline, NUL).
 QUOTE_SYMBOLS_MISHANDLED: list[Any] = ["\t\n", "AA\x00PL", "\x00"]
 BAD_STATUSES: list[Any] = ["bogus", "", "NEW", "new\x00", SQL, 1, ["new"]]
 BAD_ACCOUNT_NAMES: list[Any] = ["", "   ", "\x00", "a\x00b", "a" * 65, "x" * 10_000, None, 5, b"acct"]
@@ -254,13 +254,6 @@ def test_sql_looking_names_are_plain_data(make_broker: Callable[..., Any]) -> No
     assert broker.verify() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (ledger/book/orders.py cancel_order, ledger/brokers/paper.py get_order): an unknown id is sent to "
-    "the database unchecked and echoed unbounded: cancel_order('x'*10000) raises OrderNotFoundError with a 10017-char "
-    "message; an id containing NUL gives a message with a raw NUL on SQLite and an unwrapped psycopg DataError "
-    "('PostgreSQL text fields cannot contain NUL (0x00) bytes') on PostgreSQL",
-)
 def test_order_lookups_with_huge_or_nul_ids_raise_order_not_found_with_a_short_message(trading: PaperBroker) -> None:
     audit = Audit(trading.db_url)
     for order_id in ORDER_IDS_MISHANDLED:
@@ -271,11 +264,6 @@ def test_order_lookups_with_huge_or_nul_ids_raise_order_not_found_with_a_short_m
     audit.finish(trading)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (ledger/brokers/paper.py get_quote): QuoteNotFoundError(str(symbol)[:32]) puts the raw symbol in "
-    "the message, so get_quote('\\t\\n') gives a two-line message and get_quote('AA\\x00PL') one with a NUL",
-)
 def test_get_quote_with_control_characters_gives_a_one_line_message(trading: PaperBroker) -> None:
     audit = Audit(trading.db_url)
     for symbol in QUOTE_SYMBOLS_MISHANDLED:
@@ -283,26 +271,17 @@ def test_get_quote_with_control_characters_gives_a_one_line_message(trading: Pap
     audit.finish(trading)
 
 
-def test_run_id_with_nul_is_a_ledger_error(
-    trading: PaperBroker, clock: Any, engine_name: str, request: pytest.FixtureRequest
-) -> None:
-    if engine_name == "postgresql":
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="BUG (ledger/book/accounts.py resume_run / ledger/brokers/paper.py): PaperBroker(run_id='\\x00') "
-            "sends the id to PostgreSQL unchecked; psycopg's DataError (text cannot contain NUL) escapes unwrapped",
-        ))
+def test_run_id_with_nul_is_a_ledger_error(trading: PaperBroker, clock: Any) -> None:
     audit = Audit(trading.db_url)
     audit.refused("run_id='\\x00'", lambda: PaperBroker(db_url=trading.db_url, clock=clock, run_id="\x00"))
     audit.finish(trading)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 4 item 5 requires a non-UTC `since` to be refused; get_fills/export_jsonl convert any aware "
-    "datetime to UTC instead (ledger/book/validation.py require_utc)",
-)
-def test_non_utc_since_is_refused_as_issue_4_requires(trading: PaperBroker) -> None:
+def test_non_utc_since_is_refused_as_issue_4_requires(trading: PaperBroker, tmp_path: Path) -> None:
     new_york = timezone(timedelta(hours=-5))
-    with pytest.raises((LedgerError, ValueError)):
-        trading.get_fills(since=datetime(2024, 1, 2, 9, 30, tzinfo=new_york))
+    since = datetime(2024, 1, 2, 9, 30, tzinfo=new_york)
+    with pytest.raises(ValueError, match=r"must be in UTC \(offset \+00:00\)"):
+        trading.get_fills(since=since)
+    with pytest.raises(ValueError, match="must be in UTC"):
+        trading.export_jsonl(tmp_path / "out", since=since)
+    assert not (tmp_path / "out").exists()

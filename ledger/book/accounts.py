@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from ledger.book import store
 from ledger.book.orders import release_resting
 from ledger.book.store import AccountState, Store
+from ledger.book.validation import ledger_id, printable
 from ledger.exceptions import AccountMismatchError, LedgerError
 
 ACCOUNT_NAME_MAX = 64
@@ -84,9 +85,9 @@ def resume_run(
     explicit_fee: Decimal | None,
 ) -> tuple[Decimal, Decimal]:
     """Reopen an earlier run of this account; its stored slippage and fee stay in force."""
-    row = store.find_run(conn, run_id) if isinstance(run_id, str) else None
+    row = store.find_run(conn, run_id) if ledger_id(run_id) else None
     if row is None:
-        raise LedgerError(f"run {run_id!r} does not exist")
+        raise LedgerError(f"run {printable(run_id, 40)!r} does not exist")
     if row.account_id != account.id:
         raise AccountMismatchError(f"run {run_id} belongs to another account, not {account.name!r}")
     for name, explicit, stored in (

@@ -11,7 +11,7 @@ from typing import Any
 from ledger.book.fills import FillableOrder, apply_fill, price_order
 from ledger.book.pricing import buy_reservation, is_marketable
 from ledger.book.store import AccountState, PositionState, QuoteSnapshot, Store
-from ledger.book.validation import InvalidOrder, OrderRequest
+from ledger.book.validation import InvalidOrder, OrderRequest, ledger_id, printable
 from ledger.constants import (
     ORDER_LIMIT,
     SIDE_BUY,
@@ -259,8 +259,8 @@ def _reject(store: Store, values: dict[str, Any], error: OrderRejectedError) -> 
 
 def cancel_order(store: Store, ctx: TradingContext, order_id: str, now: datetime) -> dict[str, Any]:
     """Cancel a resting order and release its reservation; a finished order just reports its status."""
-    if not isinstance(order_id, str) or not order_id:
-        raise OrderNotFoundError(repr(order_id)[:64])
+    if ledger_id(order_id) is None:
+        raise OrderNotFoundError(printable(order_id, 40))
     account = store.lock_account(ctx.account_id)
     order = store.order(account.id, order_id)
     if order is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from ledger.constants import ORDER_LIMIT, ORDER_MARKET, ORDER_TYPES, SIDES
@@ -17,6 +17,7 @@ from ledger.money import AmountError, exact, round_amount, to_decimal
 
 SYMBOL_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9._\-=/]{0,30}$")
 CLIENT_ORDER_ID_MAX = 128
+_LEDGER_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 _CLIENT_ORDER_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
@@ -140,12 +141,23 @@ def validate_quote(symbol: object, bid: object, ask: object, bid_size: object, a
 
 
 def require_utc(value: object, what: str) -> datetime:
-    """A timezone-aware datetime (converted to UTC); naive or non-datetime values are a ValueError."""
+    """A UTC datetime; naive, non-UTC or non-datetime values are a ValueError (no silent conversion)."""
     if not isinstance(value, datetime):
         raise ValueError(f"{what} must be a datetime, got {printable(value)}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware (UTC), got naive {value.isoformat()}")
+    if value.utcoffset() != timedelta(0):
+        raise ValueError(f"{what} must be in UTC (offset +00:00), got {value.isoformat()}; convert it first")
     return value.astimezone(UTC)
+
+
+def ledger_id(value: object) -> str | None:
+    """An order or run id as the ledger makes them (32 lower-case hex digits), else None.
+
+    Anything else cannot name a row, so callers answer "not found" without sending it to the database
+    (where a NUL byte, say, would be a driver error on PostgreSQL).
+    """
+    return value if isinstance(value, str) and _LEDGER_ID_PATTERN.match(value) else None
 
 
 def validate_bps(value: object, what: str) -> Decimal:

@@ -30,7 +30,9 @@ from ledger.book.store import Store
 from ledger.book.validation import (
     InvalidOrder,
     OrderRequest,
+    ledger_id,
     normalize_symbol,
+    printable,
     require_utc,
     validate_bps,
     validate_cash,
@@ -178,9 +180,9 @@ class PaperBroker:
     def get_order(self, order_id: str) -> dict[str, Any]:
         """One order of this account (any epoch) by id; OrderNotFoundError if there is none."""
         with read_transaction(self._connection()) as conn:
-            row = Store(conn).order(self.account_id, order_id) if isinstance(order_id, str) else None
+            row = Store(conn).order(self.account_id, order_id) if ledger_id(order_id) else None
         if row is None:
-            raise OrderNotFoundError(str(order_id)[:64])
+            raise OrderNotFoundError(printable(order_id, 40))
         return order_record(row)
 
     def get_orders(self, status: str | None = None) -> list[dict[str, Any]]:
@@ -243,7 +245,7 @@ class PaperBroker:
         try:
             clean = normalize_symbol(symbol)
         except ValueError as exc:
-            raise QuoteNotFoundError(str(symbol)[:32]) from exc
+            raise QuoteNotFoundError(printable(symbol, 32)) from exc
         with read_transaction(self._connection()) as conn:
             row = quote_row(conn, self.account_id, clean)
         if row is None:
