@@ -16,7 +16,11 @@ class BrokerError(LedgerError):
 
 
 class OrderRejectedError(BrokerError):
-    """An order was refused; it is recorded with status ``rejected`` and changes no balance."""
+    """An order was refused and changed no balance.
+
+    A single submit records the refused order (status ``rejected``, with the reason) before raising; a refused
+    ``submit_orders`` batch writes nothing at all and names the offending order's ``index``.
+    """
 
     def __init__(self, symbol: str, reason: str):
         self.symbol = symbol
