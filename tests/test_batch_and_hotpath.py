@@ -141,10 +141,9 @@ def test_resting_orders_from_a_batch_fill_in_the_quote_update_that_crosses_them(
     assert broker.verify() == []
 
 
-def test_benchmark_smoke(engine_name):
+@pytest.mark.engines("sqlite")  # once is enough: the harness measures both engines itself (its own PG server)
+def test_benchmark_smoke():
     """The harness's quick mode runs end to end and prints every row of its table (numbers not checked)."""
-    if engine_name != "sqlite":
-        pytest.skip("the harness measures both engines itself (it starts its own PostgreSQL server)")
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
