@@ -66,8 +66,17 @@ def round_amount(value: Decimal) -> Decimal:
 
 
 def to_scaled(value: Decimal) -> int:
-    """Decimal at storage scale -> integer millionths (the on-disk form)."""
-    return int(value.scaleb(SCALE_DIGITS).to_integral_value(rounding=ROUND_HALF_EVEN))
+    """Decimal -> integer millionths (the on-disk form); refuses a value that would need rounding.
+
+    Rounding is a ledger decision made before storage (``round_amount``), never silently here.
+    """
+    if not value.is_finite():
+        raise AmountError(f"stored amount must be finite, got {value}")
+    scaled = value.scaleb(SCALE_DIGITS)
+    integer = int(scaled)
+    if integer != scaled:
+        raise AmountError(f"stored amount has more than {SCALE_DIGITS} decimal places: {value}")
+    return integer
 
 
 def from_scaled(value: int) -> Decimal:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, case, column, func, select, table
 
-from ledger.book.store import accounts, fills, orders, positions, quotes, runs
+from ledger.book.store import accounts, fills, orders, positions, quotes
 
 # The audit view of daily P&L (migration 0002); views are not in the models' metadata.
 v_daily_pnl = table(
@@ -107,10 +107,6 @@ def quote_row(conn: Connection, account_id: int, symbol: str) -> Any:
     return conn.execute(
         select(quotes).where(quotes.c.account_id == account_id, quotes.c.symbol == symbol)
     ).one_or_none()
-
-
-def runs_stmt(account_id: int) -> Select[Any]:
-    return select(runs).where(runs.c.account_id == account_id).order_by(runs.c.started_at, runs.c.id)
 
 
 def stream(conn: Connection, stmt: Select[Any], batch: int = 1000) -> Iterator[Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from ledger.money import from_scaled, to_float
+from ledger.money import to_float
 
 
 def order_record(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
@@ -49,8 +49,3 @@ def fill_record(m: Any) -> dict[str, Any]:
         "quote_ask": to_float(m["quote_ask_e6"]),
         "run_id": m["run_id"],
     }
-
-
-def scaled_to_float(value: int | None) -> float | None:
-    """Raw integer millionths from a driver cursor -> float (reads that bypass the column types)."""
-    return None if value is None else float(from_scaled(value))

@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger.constants import STATUS_NEW, STATUS_REJECTED
 from ledger.db.models import Account, CashMovement, Fill, Order, OrderEvent, Position, Quote, Run
-from ledger.money import SCALE_DIGITS, AmountError, from_scaled
+from ledger.money import from_scaled, to_scaled
 
 accounts = Account.__table__
 runs = Run.__table__
@@ -89,15 +89,6 @@ class QuoteSnapshot:
 
 
 # -- storage forms --------------------------------------------------------------------------------------------
-def to_e6(value: Decimal) -> int:
-    """Decimal -> integer millionths; refuses a value that would need rounding, as ``ScaledDecimal`` does."""
-    scaled = value.scaleb(SCALE_DIGITS)
-    integer = int(scaled)
-    if integer != scaled:
-        raise AmountError(f"stored amount has more than {SCALE_DIGITS} decimal places: {value}")
-    return integer
-
-
 def _sqlite_time_in(moment: datetime) -> str:
     # The text form SQLAlchemy's SQLite DateTime reads and writes (UTCDateTime stores UTC in it).
     if moment.utcoffset() is None:
@@ -450,7 +441,7 @@ class Store:
         """Replace the account's last quote for the symbol (bid, ask, bid size, ask size)."""
         self._execute(
             self._sql.upsert_quote,
-            (account.id, symbol, *(to_e6(value) for value in values), self._sql.time_in(quoted_at)),
+            (account.id, symbol, *(to_scaled(value) for value in values), self._sql.time_in(quoted_at)),
         )
         snapshot = self._quotes[symbol] = QuoteSnapshot(values[0], values[1], quoted_at)
         return snapshot
@@ -470,7 +461,7 @@ class Store:
         sql = self._sql
         self._execute_many(sql.orders.insert, self._encode(sql.orders, self._new_orders, dicts=True))
         self._execute_many(sql.update_order, [
-            (status, to_e6(filled), to_e6(cash), to_e6(qty), self._time_in(when), key)
+            (status, to_scaled(filled), to_scaled(cash), to_scaled(qty), self._time_in(when), key)
             for status, filled, cash, qty, when, key in self._order_updates
         ])
         self._execute_many(sql.events.insert, self._encode(sql.events, self._new_events, dicts=False))
@@ -480,14 +471,14 @@ class Store:
             stamp = self._time_in(at)
             account = self.account
             self._execute_many(sql.upsert_position, [
-                (account.id, account.epoch, p.symbol, to_e6(p.qty), to_e6(p.reserved_qty), to_e6(p.cost_basis),
-                 to_e6(p.realized_pnl), stamp)
+                (account.id, account.epoch, p.symbol, to_scaled(p.qty), to_scaled(p.reserved_qty), to_scaled(p.cost_basis),
+                 to_scaled(p.realized_pnl), stamp)
                 for p in self._dirty_positions.values()
             ])
         if self.account is not None and _account_values(self.account) != self._account_as_read:
             account = self.account
             self._execute(sql.save_account, (
-                account.epoch, to_e6(account.initial_cash), to_e6(account.cash), to_e6(account.reserved_cash),
+                account.epoch, to_scaled(account.initial_cash), to_scaled(account.cash), to_scaled(account.reserved_cash),
                 self._time_in(at), account.id,
             ))
             self._account_as_read = _account_values(account)
@@ -509,7 +500,7 @@ class Store:
             values = list(table.values_of(row) if dicts else row)
             for i in table.amount_indexes:
                 if values[i] is not None:
-                    values[i] = to_e6(values[i])
+                    values[i] = to_scaled(values[i])
             for i in table.time_indexes:
                 values[i] = self._time_in(values[i])
             encoded.append(values)

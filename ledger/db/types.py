@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from ledger.money import exact, from_scaled, to_scaled
+from ledger.money import from_scaled, to_scaled
 
 
 class ScaledDecimal(TypeDecorator[Decimal]):
@@ -26,7 +26,7 @@ class ScaledDecimal(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
         if value is None:
             return None
-        return to_scaled(exact(Decimal(value), "stored amount"))
+        return to_scaled(Decimal(value))
 
     def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
         return None if value is None else from_scaled(int(value))
