@@ -92,10 +92,13 @@ def ensure_schema(engine: Engine) -> str:
     with translate_db_errors(engine), engine.connect() as conn:
         with conn.begin():
             revision = current_revision(conn)
-            if revision != head:
-                _check_known(revision, conn)
+            if revision is not None and revision != head:
+                _check_known(revision, conn)  # a newer schema is refused before any lock is taken
         if revision == head:
             return head
+        # "No version but tables" is only judged under the lock: on PostgreSQL each statement of a READ
+        # COMMITTED transaction sees a new snapshot, so another process's migration committing between
+        # the version read and the table listing would look like a foreign database.
         if is_sqlite(conn):
             conn.info["ledger_begin"] = "BEGIN IMMEDIATE"
         with conn.begin():
