@@ -13,6 +13,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from ledger.db.engine import get_engine, resolve_db_url
+from ledger.db.migrate import check_foreign_keys, foreign_keys_suspended
 from ledger.db.models import Base
 
 config = context.config
@@ -49,10 +50,11 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    with get_engine(_url()).connect() as connection:
+    with get_engine(_url()).connect() as connection, foreign_keys_suspended(connection):
         _configure(connection)
         with context.begin_transaction():
             context.run_migrations()
+            check_foreign_keys(connection)
         connection.commit()
 
 

@@ -234,11 +234,10 @@ def test_db_upgrade_current_and_check(run, engine_name):
 
 
 def test_db_check_fails_on_a_database_behind_head(run, db_url):
-    from ledger.db.migrate import run_alembic
+    from ledger.db.migrate import migrate
 
     run("db", "upgrade")
-    with get_engine(db_url).connect() as conn, conn.begin():
-        run_alembic(conn, "downgrade", "0001")
+    migrate(get_engine(db_url), "downgrade", "0001")
     assert_one_line_error(run("db", "check", ok=False), "schema revision is 0001", "db upgrade")
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import MetaData, inspect, select
 
 from ledger.brokers.paper import PaperBroker
 from ledger.db.engine import get_engine
-from ledger.db.migrate import alembic_config, current_revision, head_revision, run_alembic
+from ledger.db.migrate import alembic_config, current_revision, head_revision, migrate
 from ledger.db.models import Base
 from tests.conftest import FakeClock, ledger_problems
 from tests.workers.harness import ROOT, Child, start_together
@@ -44,13 +44,10 @@ def alembic_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def migrate_to(db_url: str, revision: str) -> None:
     """Upgrade or downgrade the database to ``revision`` ("base" for none) from code, in one transaction."""
-    with get_engine(db_url).connect() as conn, conn.begin():
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
-        current = current_revision(conn)
-        order = ["base", *REVISIONS]
-        action = "upgrade" if order.index(revision) > order.index(current or "base") else "downgrade"
-        run_alembic(conn, action, revision)
+    current = revision_of(db_url)
+    order = ["base", *REVISIONS]
+    action = "upgrade" if order.index(revision) > order.index(current or "base") else "downgrade"
+    migrate(get_engine(db_url), action, revision)
 
 
 def revision_of(db_url: str) -> str | None:

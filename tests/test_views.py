@@ -18,7 +18,7 @@ from sqlalchemy import inspect, select, text
 from ledger.book.store import fills
 from ledger.brokers.paper import PaperBroker
 from ledger.db.engine import get_engine
-from ledger.db.migrate import head_revision, run_alembic
+from ledger.db.migrate import head_revision, migrate
 from ledger.exceptions import InsufficientFundsError, OrderRejectedError
 
 DAY1 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
@@ -96,11 +96,9 @@ def six(value: Decimal) -> str:
 def test_upgrade_creates_every_view_and_downgrade_drops_them(db_url, broker):
     engine = get_engine(db_url)
     assert VIEWS <= set(inspect(engine).get_view_names())
-    with engine.begin() as conn:
-        run_alembic(conn, "downgrade", "0001")
+    migrate(engine, "downgrade", "0001")
     assert set(inspect(engine).get_view_names()) & VIEWS == set()
-    with engine.begin() as conn:
-        run_alembic(conn, "upgrade", head_revision())
+    migrate(engine, "upgrade", head_revision())
     assert VIEWS <= set(inspect(engine).get_view_names())
 
 

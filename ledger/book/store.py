@@ -535,6 +535,7 @@ def insert_account(conn: Connection, name: str, initial_cash: Decimal, now: date
             "reserved_cash_e6": ZERO,
             "created_at": now,
             "updated_at": now,
+            "clock_at": now,
         },
     ).scalar_one()
 

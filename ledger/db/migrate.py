@@ -6,6 +6,8 @@ The migrations live in ``migrations/`` at the repository root and ship inside th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -101,17 +103,53 @@ def ensure_schema(engine: Engine) -> str:
         # the version read and the table listing would look like a foreign database.
         if is_sqlite(conn):
             conn.info["ledger_begin"] = "BEGIN IMMEDIATE"
-        with conn.begin():
-            if is_sqlite(conn):
-                # Batch migrations rebuild tables; defer FK checks to COMMIT so a rebuild is not refused.
-                conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
-            else:
+        with foreign_keys_suspended(conn), conn.begin():
+            if not is_sqlite(conn):
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
             revision = current_revision(conn)
             if revision != head:
                 _check_known(revision, conn)
                 run_alembic(conn, "upgrade", "head")
+                check_foreign_keys(conn)
         return head
+
+
+@contextmanager
+def foreign_keys_suspended(conn: Connection) -> Iterator[None]:
+    """SQLite: foreign keys off around a migration (outside its transaction), as SQLite's ALTER TABLE guide asks.
+
+    A batch migration rebuilds a table (create new, copy, drop old, rename). With foreign keys on, dropping a
+    table that other rows reference fails or leaves deferred violations that rename does not clear. The
+    migration calls ``check_foreign_keys`` before it commits, so nothing dangling is ever committed.
+    No-op on PostgreSQL, which alters tables in place.
+    """
+    if not is_sqlite(conn):
+        yield
+        return
+    driver = conn.connection.driver_connection  # the driver itself: SQLAlchemy would BEGIN first, and the
+    driver.execute("PRAGMA foreign_keys = OFF")  # pragma is a no-op inside a transaction
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys = ON")
+
+
+def check_foreign_keys(conn: Connection) -> None:
+    """SQLite: refuse to commit a migration that left a row referencing a missing one."""
+    if not is_sqlite(conn):
+        return
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise DatabaseError(f"the migration left {len(broken)} rows with dangling references, e.g. {tuple(broken[0])}; "
+                            "it was rolled back")
+
+
+def migrate(engine: Engine, action: str, revision: str) -> None:
+    """``alembic upgrade|downgrade REVISION`` in a transaction of its own (tools and tests; opening uses
+    ``ensure_schema``)."""
+    with translate_db_errors(engine), engine.connect() as conn, foreign_keys_suspended(conn), conn.begin():
+        run_alembic(conn, action, revision)
+        check_foreign_keys(conn)
 
 
 def run_alembic(conn: Connection, action: str, revision: str) -> None:

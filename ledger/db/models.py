@@ -60,6 +60,9 @@ class Account(Base):
     reserved_cash_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The latest broker time of any write on the account: broker time never goes backwards (a write stamped
+    # earlier is refused), so a run cannot end before it started nor a fill precede its quote.
+    clock_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Run(Base):
@@ -189,11 +192,12 @@ class Position(Base):
 
 
 class CashMovement(Base):
-    """Every change of an account's cash: the initial deposit of an epoch and one row per fill."""
+    """Every change of an account's cash: the initial deposit of an epoch, one row per fill, deposits and
+    withdrawals (positive and negative amounts)."""
 
     __tablename__ = "cash_movements"
     __table_args__ = (
-        CheckConstraint("kind IN ('initial', 'fill')", name="kind"),
+        CheckConstraint("kind IN ('initial', 'fill', 'deposit', 'withdrawal')", name="kind"),
         Index("ix_cash_movements_account_id_epoch", "account_id", "epoch"),
     )
 
@@ -205,6 +209,24 @@ class CashMovement(Base):
     amount_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     fill_id: Mapped[int | None] = mapped_column(ForeignKey("fills.id"), unique=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JobLock(Base):
+    """A long-running job (a replay) that holds an account: at most one holder per account and job.
+
+    Taken and released in write transactions; ``host``/``pid`` name the holder so a lock left by a process that
+    died can be recognised (same host, pid gone) and taken over; ``heartbeat_at`` is wall-clock time.
+    """
+
+    __tablename__ = "job_locks"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    job: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Quote(Base):
