@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from ledger.db.engine import describe_db_error
+from ledger.db.engine import connect_sqlite_read_only, describe_db_error
 from ledger.exceptions import DatabaseError, LedgerError
 
 
@@ -56,10 +56,14 @@ def backup_sqlite(db_url: str, destination: Path) -> BackupResult:
     if not target.parent.is_dir():
         raise LedgerError(f"cannot write {target}: directory {target.parent} does not exist")
     partial = target.with_name(f".{target.name}.partial")
-    partial.unlink(missing_ok=True)
+    try:
+        partial.unlink(missing_ok=True)
+        partial.open("xb").close()  # the destination must take a new file: an error here names it, not the source
+    except OSError as exc:
+        raise LedgerError(f"cannot write the backup to {target}: {exc.strerror or exc}") from exc
     try:
         # Read-only on the source: a backup must never be able to change the ledger it copies.
-        source = sqlite3.connect(f"{source_path.as_uri()}?mode=ro", uri=True, timeout=60)
+        source = connect_sqlite_read_only(source_path)
         try:
             copy = sqlite3.connect(partial)
             try:
@@ -77,7 +81,7 @@ def backup_sqlite(db_url: str, destination: Path) -> BackupResult:
             os.fsync(handle.fileno())
         os.replace(partial, target)
     except sqlite3.Error as exc:
-        raise DatabaseError(f"backup of {source_path} failed: {describe_db_error(exc)}") from exc
+        raise DatabaseError(f"backup of {source_path} to {target} failed: {describe_db_error(exc)}") from exc
     finally:
         partial.unlink(missing_ok=True)
     return BackupResult(target, target.stat().st_size, revision)

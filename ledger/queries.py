@@ -19,6 +19,20 @@ v_daily_pnl = table(
         "sold_qty", "bought_notional", "sold_notional", "fees", "realized_pnl", "net_cash",
     )),
 )
+# The audit view of runs (one per trading session), with each run's order and fill counts.
+RUN_COLUMNS = (
+    "run_id", "started_at", "ended_at", "slippage_bps", "fee_bps", "host", "pid", "order_count", "fill_count",
+)
+v_runs = table("v_runs", column("account_id"), *(column(name) for name in RUN_COLUMNS))
+
+
+def runs_stmt(account_id: int) -> Select[Any]:
+    """The account's runs (every epoch) from the ``v_runs`` audit view, oldest first."""
+    return (
+        select(*(v_runs.c[name] for name in RUN_COLUMNS))
+        .where(v_runs.c.account_id == account_id)
+        .order_by(v_runs.c.started_at, v_runs.c.run_id)
+    )
 
 
 def account_row(conn: Connection, account_id: int) -> Any:

@@ -2,9 +2,10 @@
 
 The guard is the connection, not a parse of the statement:
 
-- SQLite: the file is opened with a ``file:...?mode=ro`` URI, so the driver itself refuses every write; on top,
-  ``PRAGMA query_only`` is on and an authorizer denies ATTACH (which could create files) and turning
-  ``query_only`` off. The driver runs one statement per call.
+- SQLite: the file is opened with a ``file:...?mode=ro`` URI (``immutable=1`` in a read-only directory, see
+  ``connect_sqlite_read_only``), so the driver itself refuses every write; on top, ``PRAGMA query_only`` is on
+  and an authorizer denies ATTACH (which could create files) and pragmas that set the journal mode, turn
+  ``query_only`` off and the like. The driver runs one statement per call.
 - PostgreSQL: the session starts with ``default_transaction_read_only=on`` and its transactions are
   ``READ ONLY``; the statement's transaction is always rolled back, and the statement is sent prepared,
   which the server refuses to do for more than one command.
@@ -25,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from ledger.backup import sqlite_path
+from ledger.db.engine import connect_sqlite_read_only
 from ledger.exceptions import DatabaseError, LedgerError
 
 _READ_ONLY_SQLSTATE = "25006"  # PostgreSQL: read_only_sql_transaction
@@ -73,15 +75,8 @@ def _read_only_cursor(db_url: str) -> Iterator[tuple[Any, Any]]:
 
 @contextmanager
 def _sqlite_cursor(db_url: str) -> Iterator[tuple[Any, Any]]:
-    path = sqlite_path(db_url)
-    if not path.is_file():
-        raise DatabaseError(f"no ledger database at {path}")
+    conn = connect_sqlite_read_only(sqlite_path(db_url))
     try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=60)
-    except sqlite3.Error as exc:
-        raise DatabaseError(f"cannot open {path} read-only: {exc}") from exc
-    try:
-        conn.execute("PRAGMA query_only = ON")
         conn.set_authorizer(_sqlite_authorizer)
         cursor = conn.cursor()
         yield cursor, cursor.execute
@@ -89,10 +84,20 @@ def _sqlite_cursor(db_url: str) -> Iterator[tuple[Any, Any]]:
         conn.close()
 
 
+# Pragmas that change the file or the connection's guard when given a value. The read-only file refuses most
+# of them anyway, but with misleading errors ("disk I/O error" for journal_mode): denied here, they are
+# reported as what they are, a refused write.
+_SETTING_PRAGMAS = frozenset({
+    "application_id", "auto_vacuum", "incremental_vacuum", "journal_mode", "journal_size_limit", "locking_mode",
+    "max_page_count", "page_size", "query_only", "schema_version", "user_version", "wal_checkpoint",
+    "writable_schema",
+})
+
+
 def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
     if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
         return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() == "query_only" and arg2 is not None:
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _SETTING_PRAGMAS and arg2 is not None:
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK
 

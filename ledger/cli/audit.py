@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import click
-from sqlalchemy import text
 
 from ledger.book.verify import verify_ledger
 from ledger.cli.common import (
+    OUTPUT_FORMATS,
     UTC_TIME,
+    NonEmptyPath,
     db_option,
     fail,
     fmt_money,
@@ -25,13 +26,12 @@ from ledger.cli.common import (
     print_table,
     reading,
     require_account,
-    write_csv,
-    write_json,
+    write_rows,
 )
 from ledger.book.validation import normalize_symbol
 from ledger.exceptions import LedgerError
 from ledger.export import export_jsonl
-from ledger.queries import fills_stmt, portfolio_value, symbol_totals_stmt
+from ledger.queries import RUN_COLUMNS, fills_stmt, portfolio_value, runs_stmt, symbol_totals_stmt
 from ledger.sql_console import run_read_only
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 # about half a second of start-up that the other commands do not need.
 
 FILL_FORMATS = ("table", "csv", "jsonl", "parquet")
-SQL_FORMATS = ("table", "csv", "json")
 
 
 @click.command()
@@ -49,8 +48,8 @@ SQL_FORMATS = ("table", "csv", "json")
 @click.option("--since", type=UTC_TIME, default=None, help="Only fills at or after this ISO time (UTC if no zone).")
 @click.option("--symbol", default=None, help="Only fills of this symbol.")
 @click.option("--format", "fmt", type=click.Choice(FILL_FORMATS), default="table", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file instead of stdout (required for parquet).")
+@click.option("--out", type=NonEmptyPath(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of stdout (required for parquet); a table is written as its text.")
 @db_option
 def fills(name: str, since: datetime | None, symbol: str | None, fmt: str, out: Path | None, db: str | None) -> None:
     """List the fills of account NAME (current epoch), oldest first.
@@ -70,7 +69,8 @@ def fills(name: str, since: datetime | None, symbol: str | None, fmt: str, out: 
         else:
             frame = fills_frame(conn, name, since=since, symbol=clean_symbol)
     if fmt == "table":
-        _print_fills(rows)
+        with output_handle(out) as handle:
+            _print_fills(rows, handle)
     elif fmt == "parquet":
         _write_parquet(frame, out)  # type: ignore[arg-type]
     else:
@@ -80,12 +80,12 @@ def fills(name: str, since: datetime | None, symbol: str | None, fmt: str, out: 
             else:
                 frame.to_json(handle, orient="records", lines=True, date_format="iso", date_unit="us")
     if out is not None:
-        click.echo(f"wrote {len(frame)} fills to {out}")
+        click.echo(f"wrote {len(rows) if fmt == 'table' else len(frame)} fills to {out}")
 
 
-def _print_fills(rows: list) -> None:
+def _print_fills(rows: list, handle: IO[str]) -> None:
     if not rows:
-        click.echo("no fills")
+        print("no fills", file=handle)
         return
     columns = ("filled", "side", "qty", "symbol", "price", "notional", "fee", "realized P&L", "order_id")
     print_table(
@@ -95,6 +95,7 @@ def _print_fills(rows: list) -> None:
           fmt_money(row.notional_e6), fmt_money(row.fee_e6), fmt_money(row.realized_pnl_e6), row.order_id)
          for row in rows],
         numeric={"qty", "price", "notional", "fee", "realized P&L"},
+        file=handle,
     )
 
 
@@ -108,7 +109,7 @@ def _write_parquet(frame: pd.DataFrame, out: Path) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory to write to.")
+@click.option("--out", type=NonEmptyPath(file_okay=False, path_type=Path), required=True, help="Directory to write to.")
 @click.option("--since", type=UTC_TIME, default=None, help="From the UTC day containing this time.")
 @db_option
 def export(name: str, out: Path, since: datetime | None, db: str | None) -> None:
@@ -123,57 +124,64 @@ def export(name: str, out: Path, since: datetime | None, db: str | None) -> None
 
 @click.command()
 @click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True,
+              help="csv and json carry v_runs' columns, times as ISO-8601 UTC; JSON writes non-finite numbers "
+              "as the strings Infinity/-Infinity/NaN.")
+@click.option("--out", type=NonEmptyPath(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of stdout.")
 @db_option
-def runs(name: str, db: str | None) -> None:
+def runs(name: str, fmt: str, out: Path | None, db: str | None) -> None:
     """List the runs (trading sessions, one per process or CLI command) of account NAME."""
     with reading(db) as conn:
         state = require_account(conn, name)
-        rows = conn.execute(
-            text(
-                "SELECT run_id, started_at, ended_at, slippage_bps, fee_bps, host, pid, order_count, fill_count "
-                "FROM v_runs WHERE account_id = :account ORDER BY started_at, run_id"
-            ),
-            {"account": state.id},
-        ).all()
-    columns = ("run_id", "started", "ended", "slippage bps", "fee bps", "host", "pid", "orders", "fills")
-    print_table(
-        None,
-        columns,
-        [(row.run_id, fmt_time(row.started_at), fmt_time(row.ended_at) or "(open)", fmt_number(row.slippage_bps),
-          fmt_number(row.fee_bps), row.host, row.pid, row.order_count, row.fill_count) for row in rows],
-        numeric={"slippage bps", "fee bps", "pid", "orders", "fills"},
-    )
+        rows = conn.execute(runs_stmt(state.id)).all()
+    if fmt == "table":
+        columns = ("run_id", "started", "ended", "slippage bps", "fee bps", "host", "pid", "orders", "fills")
+        write_rows(
+            columns,
+            [(row.run_id, fmt_time(row.started_at), fmt_time(row.ended_at) or "(open)",
+              fmt_number(row.slippage_bps), fmt_number(row.fee_bps), row.host, row.pid, row.order_count,
+              row.fill_count) for row in rows],
+            fmt,
+            out,
+            numeric={"slippage bps", "fee bps", "pid", "orders", "fills"},
+        )
+    else:
+        write_rows(RUN_COLUMNS, [tuple(getattr(row, column) for column in RUN_COLUMNS) for row in rows], fmt, out)
+    if out is not None:
+        click.echo(f"wrote {len(rows)} runs to {out}")
 
 
 @click.command()
 @click.argument("statement")
-@click.option("--format", "fmt", type=click.Choice(SQL_FORMATS), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True,
+              help="table shortens cells to 200 characters and shows blobs as their size (a footnote says so); "
+              "csv and json give every value whole, blobs as hex; JSON writes non-finite numbers as the "
+              "strings Infinity/-Infinity/NaN.")
 @db_option
 def sql(statement: str, fmt: str, db: str | None) -> None:
     """Run one read-only SQL statement, such as "SELECT * FROM v_fills", and print its rows.
 
     The connection itself cannot write (SQLite opened read-only; PostgreSQL read-only transactions, always
-    rolled back): UPDATE, DELETE, DROP and the like are refused and change nothing. The v_* views give
-    amounts in human units (docs/schema.md).
+    rolled back): UPDATE, DELETE, DROP, PRAGMA journal_mode=... and the like are refused and change nothing.
+    The v_* views give amounts in human units (docs/schema.md).
     """
+    with reading(db):  # the same checks as every read command: a ledger at this version's schema
+        pass
     result = run_read_only(ledger_url(db), statement)
     if fmt == "table":
-        print_table(None, result.columns, [[_cell(value) for value in row] for row in result.rows])
+        write_rows(result.columns, [[_cell(value) for value in row] for row in result.rows], fmt)
         click.echo(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})")
-    elif fmt == "csv":
-        with output_handle(None) as handle:
-            write_csv(handle, result.columns, result.rows)
     else:
-        with output_handle(None) as handle:
-            write_json(handle, result.columns, result.rows)
+        write_rows(result.columns, result.rows, fmt)
 
 
-def _cell(value: object) -> str:
+def _cell(value: object) -> object:
     if value is None:
         return "NULL"
     if isinstance(value, datetime):
         return value.isoformat()
-    return str(value)
+    return value
 
 
 @click.command()
@@ -198,7 +206,7 @@ def verify(name: str | None, db: str | None) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--plot", type=NonEmptyPath(dir_okay=False, path_type=Path), default=None,
               help="Draw the equity curve to this image file (PNG, SVG or PDF; needs the `plot` extra).")
 @db_option
 def report(name: str, plot: Path | None, db: str | None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -15,23 +16,31 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.book.accounts import validate_account_name
 from ledger.book.store import AccountState, find_account
-from ledger.brokers.paper import PaperBroker
-from ledger.db.engine import describe_db_error, get_engine, read_transaction, resolve_db_url, translate_db_errors
-from ledger.db.migrate import ensure_schema
+from ledger.db.engine import (
+    describe_db_error,
+    get_engine,
+    get_read_only_engine,
+    read_transaction,
+    resolve_db_url,
+    translate_db_errors,
+)
+from ledger.db.migrate import check_schema_at_head, ensure_schema
 from ledger.exceptions import LedgerError
 from ledger.money import AmountError, to_decimal
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ledger.brokers.paper import PaperBroker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -131,12 +140,29 @@ class UtcTimeParam(click.ParamType):
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+class NonEmptyPath(click.Path):
+    """``click.Path`` that refuses an empty (or all-blank) value.
+
+    An empty ``--out ""`` would otherwise mean the working directory, and ``--plot ""`` a file named ``.png``.
+    Every path option and argument of paper-ledger uses this type.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (str, bytes)) and not value.strip():
+            self.fail("an empty path names no file; give a file or directory name", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 DECIMAL = DecimalParam()
 CASH = DecimalParam(non_negative=True)
 UTC_TIME = UtcTimeParam()
 
 
 # -- opening the ledger ----------------------------------------------------------------------------------------
+# Two ways in. Commands that write (order, cancel, quote, account create/reset, replay, db upgrade) open the
+# ledger as PaperBroker does: the schema is created or migrated to head first. Commands that only read open it
+# read-only (SQLite mode=ro, PostgreSQL read-only sessions) and never migrate: they refuse an empty or older
+# database with a message saying what to run, so reading a ledger can never change it.
 def ledger_url(db: str | None, *, must_exist: bool = True) -> str:
     """The resolved URL; a SQLite file must already exist unless ``must_exist`` is False (no accidental files)."""
     url = resolve_db_url(db)
@@ -145,14 +171,14 @@ def ledger_url(db: str | None, *, must_exist: bool = True) -> str:
         path = Path(parsed.database).expanduser()
         if not path.is_file():
             raise LedgerError(
-                f"no ledger database at {path.resolve()}: create one with `paper-ledger account create NAME "
-                "--cash N` or `paper-ledger db upgrade`, or pass --db"
+                f"no ledger here (no ledger database at {path.resolve()}): create one with `paper-ledger account "
+                "create NAME --cash N` or `paper-ledger db upgrade`, or pass --db"
             )
     return url
 
 
 def open_ledger(db: str | None, *, must_exist: bool = True) -> tuple[str, Engine]:
-    """URL and engine of a ledger, its schema brought to head (as opening a broker does)."""
+    """URL and engine of a ledger for a command that writes: its schema created or brought to head."""
     url = ledger_url(db, must_exist=must_exist)
     engine = get_engine(url)
     ensure_schema(engine)
@@ -161,10 +187,29 @@ def open_ledger(db: str | None, *, must_exist: bool = True) -> tuple[str, Engine
 
 @contextmanager
 def reading(db: str | None, *, must_exist: bool = True) -> Iterator[Connection]:
-    """A connection inside one read transaction on a ledger: a consistent snapshot, no writes."""
-    _, engine = open_ledger(db, must_exist=must_exist)
+    """A connection inside one read transaction on a ledger: a consistent snapshot.
+
+    By default (the read-only commands) the connection cannot write and the schema must already be at head
+    (see :func:`check_schema_at_head`). ``must_exist=False`` is for a command about to create the ledger
+    (``account create``): like the writing commands, it creates or migrates the schema first.
+    """
+    if must_exist:
+        url = ledger_url(db)
+        engine = get_read_only_engine(url)
+    else:
+        url, engine = open_ledger(db, must_exist=False)
     with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
+        if must_exist:
+            check_schema_at_head(conn, ledger_location(url))
         yield conn
+
+
+def ledger_location(url: str) -> str:
+    """The ledger's file (SQLite) or URL without its password, for messages."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return str(Path(parsed.database).expanduser().resolve())
+    return parsed.render_as_string(hide_password=True)
 
 
 def require_account(conn: Connection, name: str) -> AccountState:
@@ -179,18 +224,28 @@ def require_account(conn: Connection, name: str) -> AccountState:
 
 @contextmanager
 def existing_broker(db: str | None, account: str) -> Iterator[PaperBroker]:
-    """A PaperBroker on an account that must already exist (PaperBroker alone would create it)."""
-    with reading(db) as conn:
+    """A PaperBroker on an account that must already exist (PaperBroker alone would create it).
+
+    The commands using it write, so an older schema is migrated first, as opening a broker does.
+    """
+    from ledger.brokers.paper import PaperBroker  # the use cases: not needed by the commands that only read
+
+    
+    url, engine = open_ledger(db)
+    with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
         require_account(conn, account)
-    with PaperBroker(account=account, db_url=ledger_url(db)) as broker:
+    with PaperBroker(account=account, db_url=url) as broker:
         yield broker
 
 
 # -- output ----------------------------------------------------------------------------------------------------
-def console() -> Console:
-    """Rich console on stdout; wide when not a terminal so piped tables are not cut."""
-    width = None if sys.stdout.isatty() else max(200, shutil.get_terminal_size().columns)
-    return Console(highlight=False, soft_wrap=False, width=width)
+def console(file: IO[str] | None = None) -> Console:
+    """Rich console on ``file`` (default stdout); wide when not a terminal so piped tables are not cut."""
+    from rich.console import Console
+
+    target = sys.stdout if file is None else file
+    width = None if target.isatty() else max(200, shutil.get_terminal_size().columns)
+    return Console(file=file, highlight=False, soft_wrap=False, width=width)
 
 
 def fmt_number(value: Decimal | float | int | None, min_places: int = 0) -> str:
@@ -223,16 +278,51 @@ def fmt_time(value: datetime | date | str | None) -> str:
     return str(value) if not isinstance(value, date) else value.isoformat()
 
 
+TABLE_CELL_LIMIT = 200
+OUTPUT_FORMATS = ("table", "csv", "json")
+
+
+def table_text(value: Any) -> tuple[str, bool]:
+    """A cell as table text and whether it was shortened: at most TABLE_CELL_LIMIT characters, a blob as its size.
+
+    A table is for reading: a 10 MB cell would take minutes to lay out and nobody reads it there.
+    """
+    if value is None:
+        return "", False
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<blob {len(value):,} bytes>", True
+    text = str(value)
+    if len(text) > TABLE_CELL_LIMIT:
+        return text[:TABLE_CELL_LIMIT] + "…", True
+    return text, False
+
+
 def print_table(
-    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Collection[str] = ()
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    numeric: Collection[str] = (),
+    *,
+    file: IO[str] | None = None,
 ) -> None:
-    """A rich table; cells are plain text (no markup is interpreted), ``numeric`` columns right-aligned."""
+    """A rich table on ``file`` (default stdout); cells are plain text (no markup is interpreted), ``numeric``
+    columns right-aligned. Long cells and blobs are shortened (see :func:`table_text`) and a footnote says so."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=title, title_justify="left", show_lines=False)
     for column in columns:
         table.add_column(column, justify="right" if column in numeric else "left", overflow="fold")
+    shortened = 0
     for row in rows:
-        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
-    console().print(table)
+        cells = [table_text(cell) for cell in row]
+        shortened += sum(cut for _, cut in cells)
+        table.add_row(*(Text(text) for text, _ in cells))
+    console(file).print(table)
+    if shortened:
+        print(f"({shortened} cell{'s' if shortened != 1 else ''} shortened: longer text cut at {TABLE_CELL_LIMIT} "
+              "characters, blobs shown as their size; --format csv or json gives every value whole)",
+              file=file or sys.stdout)
 
 
 def print_fields(title: str, fields: Sequence[tuple[str, str]]) -> None:
@@ -244,13 +334,29 @@ def print_fields(title: str, fields: Sequence[tuple[str, str]]) -> None:
 
 
 def json_value(value: Any) -> Any:
-    """A database value as JSON: exact amounts as numbers, times as ISO-8601 text."""
+    """A database value as JSON: exact amounts as numbers, times as ISO-8601 text, blobs as hex text.
+
+    JSON has no Infinity or NaN: non-finite numbers become the strings "Infinity", "-Infinity" and "NaN".
+    """
     if isinstance(value, Decimal):
-        return float(value)
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return value
+
+
+def csv_value(value: Any) -> Any:
+    """A database value as a CSV field: NULL empty, times as ISO-8601 text, blobs as hex text."""
+    if value is None:
+        return ""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
     return value
 
 
@@ -258,14 +364,38 @@ def write_csv(handle: IO[str], columns: Sequence[str], rows: Sequence[Sequence[A
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if cell is None else (cell.isoformat() if isinstance(cell, (datetime, date)) else cell)
-                         for cell in row])
+        writer.writerow([csv_value(cell) for cell in row])
 
 
 def write_json(handle: IO[str], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     records = [{column: json_value(cell) for column, cell in zip(columns, row)} for row in rows]
-    json.dump(records, handle, indent=1)
+    json.dump(records, handle, indent=1, allow_nan=False)
     handle.write("\n")
+
+
+def write_rows(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    fmt: str,
+    out: Path | None = None,
+    *,
+    numeric: Collection[str] = (),
+    title: str | None = None,
+) -> None:
+    """Rows as ``fmt`` (one of OUTPUT_FORMATS) to the file ``out`` or stdout: the listing commands' one output.
+
+    table: :func:`print_table` (``numeric`` columns right-aligned, ``title`` above it; pass display text);
+    csv: a header line then one line per row; json: an array of objects keyed by column (see :func:`json_value`).
+    """
+    writers = {
+        "table": lambda handle: print_table(title, columns, rows, numeric, file=handle),
+        "csv": lambda handle: write_csv(handle, columns, rows),
+        "json": lambda handle: write_json(handle, columns, rows),
+    }
+    if fmt not in writers:
+        raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+    with output_handle(out) as handle:
+        writers[fmt](handle)
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from ledger.config import get_cfg
 from ledger.constants import DEFAULT_DB_FILE
@@ -25,6 +26,7 @@ from ledger.exceptions import DatabaseError
 _BEGIN_KEY = "ledger_begin"
 _PG_READ_ONLY_TRANSACTION = "25006"  # SQLSTATE read_only_sql_transaction (psycopg files it under InternalError)
 _engines: dict[str, Engine] = {}
+_read_only_engines: dict[str, Engine] = {}
 
 
 def resolve_db_url(db_url: str | None = None) -> str:
@@ -56,9 +58,82 @@ def get_engine(db_url: str) -> Engine:
 
 def dispose_engines() -> None:
     """Close every pooled connection this process holds (tests and forked children use it)."""
-    for engine in _engines.values():
+    for engine in (*_engines.values(), *_read_only_engines.values()):
         engine.dispose()
     _engines.clear()
+    _read_only_engines.clear()
+
+
+def get_read_only_engine(db_url: str) -> Engine:
+    """An engine whose connections cannot write, for the commands that only read (cached per URL).
+
+    SQLite: each connection is :func:`connect_sqlite_read_only` (no journal-mode switch, no file created);
+    PostgreSQL: every session has ``default_transaction_read_only=on``. Nothing here migrates.
+    """
+    engine = _read_only_engines.get(db_url)
+    if engine is None:
+        engine = _create_read_only_engine(db_url)
+        _read_only_engines[db_url] = engine
+    return engine
+
+
+def _create_read_only_engine(db_url: str) -> Engine:
+    try:
+        url = make_url(db_url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"invalid database URL {db_url!r}: {exc}") from exc
+    if url.get_backend_name() != "sqlite":
+        try:
+            return create_engine(db_url, poolclass=NullPool,
+                                 connect_args={"options": "-c default_transaction_read_only=on"})
+        except (ArgumentError, ImportError) as exc:
+            raise DatabaseError(f"cannot use database URL {url.render_as_string(hide_password=True)}: {exc}") from exc
+    database = _sqlite_file(url.database, url.query)
+    if not database or database == ":memory:":
+        raise DatabaseError("an in-memory SQLite database cannot hold a ledger; give a file path")
+    path = Path(database).expanduser().resolve()
+    timeout = int(get_cfg("sqlite_busy_timeout_ms")) / 1000
+    engine = create_engine(db_url, poolclass=NullPool, creator=lambda: connect_sqlite_read_only(path, timeout))
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")  # a deferred read transaction: one snapshot for the whole command
+
+    return engine
+
+
+def connect_sqlite_read_only(path: Path, timeout: float = 60.0) -> sqlite3.Connection:
+    """A driver connection to the SQLite file ``path`` that cannot write it (``file:...?mode=ro``).
+
+    A reader of a WAL database needs the shared-memory index ``-shm`` beside it. When that cannot be created
+    (a read-only directory) and there is no ``-wal`` file (every commit is in the main file), the file is
+    opened with ``immutable=1`` instead: SQLite then reads it without any lock, which is only correct while
+    nobody writes to it, the one way to read a ledger in a directory we may not write. With a ``-wal`` file
+    present that fallback would miss its commits, so it is refused.
+    """
+    if not path.is_file():
+        raise DatabaseError(f"no ledger database at {path}")
+    uri = path.as_uri()
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the first read opens the WAL index
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "readonly" not in str(exc).lower():
+                raise
+            if path.with_name(path.name + "-wal").exists():
+                raise DatabaseError(
+                    f"cannot read {path}: its WAL index ({path.name}-shm) cannot be created in a read-only "
+                    f"directory while {path.name}-wal holds commits; ask a user who may write there to run a "
+                    "command on it (or copy it with `paper-ledger db backup`)"
+                ) from exc
+            conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open {path} read-only: {describe_db_error(exc)}") from exc
+    conn.isolation_level = None  # we emit BEGIN ourselves (see the engine's begin event)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
 
 
 def _create_engine(db_url: str) -> Engine:

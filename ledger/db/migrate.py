@@ -72,15 +72,44 @@ def _check_known(revision: str | None, conn: Connection) -> None:
                 "it is not a paper-ledger database"
             )
         return
+    if not is_known_revision(revision):
+        raise SchemaTooNewError(f"{made_by_newer(revision)}. The database was not modified.")
+
+
+def is_known_revision(revision: str) -> bool:
+    """True when ``revision`` is one of this paper-ledger's migrations (False: a newer paper-ledger made it)."""
     try:
-        known = _script().get_revision(revision)
+        return _script().get_revision(revision) is not None
     except Exception:  # noqa: BLE001 - Alembic raises several types for an unknown id
-        known = None
-    if known is None:
-        raise SchemaTooNewError(
-            f"the database's schema revision {revision!r} is newer than this paper-ledger "
-            f"(which knows up to {head_revision()!r}); upgrade paper-ledger. The database was not modified."
+        return False
+
+
+def made_by_newer(revision: str) -> str:
+    """What to tell the user about a database whose revision this paper-ledger does not know."""
+    return (f"the database was made by a newer paper-ledger (revision {revision}, this one knows up to "
+            f"{head_revision()}); upgrade paper-ledger")
+
+
+def check_schema_at_head(conn: Connection, where: str) -> str:
+    """The head revision when the ledger behind ``conn`` is at it; otherwise an error saying what to do.
+
+    For the commands that only read: they never migrate (a read must not change the file), so an empty
+    database is "no ledger here", an older schema asks for ``paper-ledger db upgrade``, and a newer one
+    (``SchemaTooNewError``) asks for a newer paper-ledger. ``where`` names the database in messages.
+    """
+    head = head_revision()
+    revision = current_revision(conn)
+    if revision == head:
+        return head
+    _check_known(revision, conn)  # a foreign or newer database: its own message
+    if revision is None:
+        raise DatabaseError(
+            f"no ledger here ({where} holds no ledger schema): create one with `paper-ledger account create "
+            "NAME --cash N` or `paper-ledger db upgrade`"
         )
+    raise DatabaseError(
+        f"the ledger's schema is at revision {revision}, this paper-ledger needs {head}: run `paper-ledger db upgrade`"
+    )
 
 
 def ensure_schema(engine: Engine) -> str:
