@@ -68,6 +68,10 @@ class SchemaTooNewError(DatabaseError):
     """The database was migrated by a newer paper-ledger; this code refuses to touch it."""
 
 
+class ExportError(LedgerError):
+    """An export could not write its files; the message names the file, and no partial output is left."""
+
+
 class DataProviderError(LedgerError):
     """Market data could not be fetched or parsed; the message names the symbol."""
 

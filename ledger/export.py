@@ -13,6 +13,7 @@ from typing import IO, Any
 from sqlalchemy import Connection
 
 from ledger.book.records import fill_record
+from ledger.exceptions import ExportError
 from ledger.queries import fills_stmt, stream
 
 SEED_LOG_KEYS = (
@@ -33,14 +34,66 @@ def export_jsonl(conn: Connection, account_id: int, out_dir: Path, since: dateti
     """Write one ``YYYY-MM-DD.jsonl`` per UTC day of the account's fills (all epochs), streamed.
 
     ``since`` selects whole days (from the day containing it), so a file is always a complete day and a
-    re-run rewrites it byte for byte. Each file is written to a temporary name and renamed into place.
+    re-run rewrites it byte for byte. All or nothing: every day is first written to a hidden temporary file
+    beside its target, and only once all are written are they renamed into place; on failure the temporary
+    files are removed, no day file is changed, and the error (:class:`ExportError`) names the day file.
+    Files get the usual permissions of a new file (0666 less the umask).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create the export directory {out_dir}: {exc.strerror or exc}") from exc
     stmt = fills_stmt(account_id, since=None if since is None else _day_start(since), current_epoch_only=False)
-    written: list[Path] = []
-    for day, lines in _group_by_day(stream(conn, stmt)):
-        written.append(_write_atomic(out_dir / f"{day.isoformat()}.jsonl", lines))
-    return written
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for day, lines in _group_by_day(stream(conn, stmt)):
+            target = out_dir / f"{day.isoformat()}.jsonl"
+            staged.append((target, _write_temporary(target, lines)))
+        for target, _ in staged:  # what would stop a rename, found before any file is replaced
+            if target.is_dir():
+                raise ExportError(f"cannot write {target}: a directory of that name is in the way")
+        return [_move_into_place(temporary, target) for target, temporary in staged]
+    finally:
+        for _, temporary in staged:
+            temporary.unlink(missing_ok=True)
+
+
+def _write_temporary(target: Path, lines: Iterator[str]) -> Path:
+    """``lines`` written and synced to a new hidden file beside ``target``; ExportError naming ``target``."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    temporary = Path(name)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a new file of ours honours the umask
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            _write_lines(handle, lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary
+
+
+def _move_into_place(temporary: Path, target: Path) -> Path:
+    try:
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise ExportError(f"cannot write {target}: {exc.strerror or exc} (the day files before it in date "
+                          "order were written)") from exc
+    return target
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _group_by_day(rows: Iterator[Any]) -> Iterator[tuple[date, Iterator[str]]]:
@@ -61,20 +114,6 @@ def _group_by_day(rows: Iterator[Any]) -> Iterator[tuple[date, Iterator[str]]]:
     while first is not None:
         yield first.filled_at.date(), take_day(first)
         first = pending.pop() if pending else None
-
-
-def _write_atomic(path: Path, lines: Iterator[str]) -> Path:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            _write_lines(handle, lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _write_lines(handle: IO[str], lines: Iterator[str]) -> None:
