@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -815,3 +816,45 @@ def test_sample_dataset_gives_a_crossover_strategy_a_few_dozen_trades() -> None:
         above = (close.rolling(10).mean() > close.rolling(30).mean())[29:]
         crossings += int((above.astype(int).diff().abs() == 1).sum())
     assert 24 <= crossings <= 150
+
+
+class OfflineYF(FakeYF):
+    """yfinance without a network, as 0.2/1.x behave: download logs each failure and a pandas warning, then
+    returns an empty frame; Ticker calls raise the transport's error."""
+
+    DNS = "DNSError('Failed to perform, curl: (6) Could not resolve host: query2.finance.yahoo.com')"
+
+    def download(self, **kwargs: Any) -> pd.DataFrame:
+        self.calls.append(("download", kwargs.get("tickers"), kwargs))
+        yf_logger = logging.getLogger("yfinance")
+        yf_logger.error("\n%d Failed downloads:", len(kwargs["tickers"]))
+        yf_logger.error(f"{kwargs['tickers']}: {self.DNS}")
+        warnings.warn("The default fill_method='pad' in DataFrame.pct_change is deprecated", FutureWarning)
+        return pd.DataFrame()
+
+
+def test_offline_multiple_quotes_fail_in_one_line_naming_the_network_cause_and_print_nothing(
+    fake_clock: FakeClock, capfd: pytest.CaptureFixture[str]
+) -> None:
+    provider = YFinanceProvider(clock=fake_clock, yf_module=OfflineYF())
+
+    with pytest.raises(DataProviderError) as raised:
+        provider.get_multiple_quotes(["AAPL", "MSFT"])
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "cannot reach Yahoo Finance" in message and "Could not resolve host" in message
+    assert capfd.readouterr().err == ""  # no yfinance log lines, no pandas warning on the terminal
+
+
+def test_offline_quote_and_history_name_the_network_cause(fake_clock: FakeClock, capfd) -> None:
+    offline = OfflineYF()
+    offline.infos["AAPL"] = ConnectionError("HTTPSConnectionPool(host='query2.finance.yahoo.com'): Max retries\nmore")
+    offline.histories["AAPL"] = ConnectionError("Failed to perform, curl: (6) Could not resolve host")
+    provider = YFinanceProvider(clock=fake_clock, yf_module=offline)
+
+    with pytest.raises(DataProviderError, match=r"cannot reach Yahoo Finance: HTTPSConnectionPool.*Max retries$"):
+        provider.get_quote("AAPL")
+    with pytest.raises(DataProviderError, match="cannot reach Yahoo Finance: Failed to perform"):
+        provider.get_historical("AAPL")
+    assert capfd.readouterr().err == ""

@@ -18,6 +18,10 @@ Shapes shared by both:
 * ``get_multiple_quotes`` returns the symbols it could price and omits (and logs) the others; it raises
   ``DataProviderError`` only when none of the requested symbols could be priced, so one delisted ticker
   does not take down a whole portfolio refresh.
+
+yfinance's own log lines and the warnings of the libraries under it (pandas) are kept off the terminal
+while it runs; they are collected instead, so that a failure says its cause in one line ("cannot reach
+Yahoo Finance: ... Could not resolve host ...") rather than printing a dozen lines before a vague error.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import logging
 import math
 import re
 import threading
+import warnings
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -260,6 +266,59 @@ def _raise_if_all_failed(requested: list[str], quotes: dict[str, Any], failures:
     logger.warning("Quotes unavailable, omitted from the result: %s", detail)
 
 
+# What a network failure looks like in yfinance's exceptions and log lines (requests, curl_cffi, urllib3).
+_NETWORK_FAILURE = re.compile(
+    r"resolve host|name or service not known|temporary failure in name resolution|failed to perform|"
+    r"connection|timed out|timeout|network is unreachable|dnserror|ssl",
+    re.IGNORECASE,
+)
+_FAILED_DOWNLOADS_HEADER = re.compile(r"^\d+ Failed downloads?:$")
+
+
+class _CollectedLines(logging.Handler):
+    """Keeps the non-empty lines yfinance logs (warnings and errors), in order."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for line in record.getMessage().splitlines():
+            line = line.strip()
+            if line and not _FAILED_DOWNLOADS_HEADER.match(line):
+                self.lines.append(re.sub(r"^\[[^\]]*\]:\s*", "", line))  # "['AAPL']: DNSError(...)"
+
+
+@contextmanager
+def _quiet_yfinance() -> Iterator[list[str]]:
+    """yfinance's log lines and library warnings kept off the terminal during a call; yields the lines it logged."""
+    yf_logger = logging.getLogger("yfinance")
+    collected = _CollectedLines()
+    propagate = yf_logger.propagate
+    yf_logger.addHandler(collected)  # with a handler of its own, logging's last-resort stderr printer stays quiet
+    yf_logger.propagate = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield collected.lines
+    finally:
+        yf_logger.removeHandler(collected)
+        yf_logger.propagate = propagate
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _failure(what: str, exc: BaseException | None, logged: list[str]) -> str:
+    """One line on why a yfinance call failed: the exception, else the first line yfinance logged."""
+    cause = _first_line(str(exc)) or type(exc).__name__ if exc is not None else ""
+    cause = cause or (logged[0] if logged else "")
+    if _NETWORK_FAILURE.search(f"{type(exc).__name__ if exc is not None else ''} {cause}"):
+        return f"cannot reach Yahoo Finance: {cause}"
+    return f"{what} failed: {cause}" if cause else f"{what} failed"
+
+
 def _requested_symbols(symbols: Iterable[str]) -> list[str]:
     """Upper-case symbols without repeats, in the caller's order (a lone string is one symbol)."""
     if isinstance(symbols, str):
@@ -410,10 +469,11 @@ class YFinanceProvider(DataProvider):
         cached = self._cached(clean, now)
         if cached is not None:
             return cached
-        try:
-            info = self._fetch_info(clean)
-        except Exception as exc:  # yfinance raises anything from HTTP errors to KeyError on odd payloads
-            raise DataProviderError(clean, f"quote request failed: {exc!r}") from exc
+        with _quiet_yfinance() as logged:
+            try:
+                info = self._fetch_info(clean)
+            except Exception as exc:  # yfinance raises anything from HTTP errors to KeyError on odd payloads
+                raise DataProviderError(clean, _failure("quote request", exc, logged)) from exc
         quote = self._quote_from_info(clean, info, now)
         self._remember(clean, quote, now)
         return dict(quote)
@@ -436,10 +496,11 @@ class YFinanceProvider(DataProvider):
                 missing.append(symbol)
         failures: dict[str, str] = {}
         if missing:
-            try:
-                data = self._download(missing)
-            except Exception as exc:
-                raise DataProviderError(", ".join(missing), f"batched download failed: {exc!r}") from exc
+            with _quiet_yfinance() as logged:
+                try:
+                    data = self._download(missing)
+                except Exception as exc:
+                    raise DataProviderError(", ".join(missing), _failure("batched download", exc, logged)) from exc
             for symbol in missing:
                 try:
                     close = normalize_bars(data, symbol)["close"].iloc[-1]
@@ -456,16 +517,22 @@ class YFinanceProvider(DataProvider):
                 quote = synthetic_quote(symbol, price, now, self._spread_bps)
                 self._remember(symbol, quote, now)
                 quotes[symbol] = quote
+            if not quotes and _NETWORK_FAILURE.search(" ".join(logged)):
+                # offline, yfinance logs each failed download and returns an empty frame rather than raising
+                raise DataProviderError(", ".join(missing), _failure("batched download", None, logged))
         _raise_if_all_failed(requested, quotes, failures)
         return {symbol: quotes[symbol] for symbol in requested if symbol in quotes}
 
     # -- bars ---------------------------------------------------------------------------------------------
 
     def _history(self, symbol: str, **window: Any) -> pd.DataFrame:
-        try:
-            raw = self._fetch_history(symbol, **window)
-        except Exception as exc:
-            raise DataProviderError(symbol, f"history request failed: {exc!r}") from exc
+        with _quiet_yfinance() as logged:
+            try:
+                raw = self._fetch_history(symbol, **window)
+            except Exception as exc:
+                raise DataProviderError(symbol, _failure("history request", exc, logged)) from exc
+        if logged and (raw is None or getattr(raw, "empty", False)) and _NETWORK_FAILURE.search(" ".join(logged)):
+            raise DataProviderError(symbol, _failure("history request", None, logged))
         return normalize_bars(raw, symbol)
 
     def get_historical(self, symbol: str, period: str = "1mo", interval: str = "1d") -> pd.DataFrame:
