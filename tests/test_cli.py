@@ -59,7 +59,9 @@ def scalar(db_url: str, statement) -> object:
 
 
 def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()):
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in sorted(group.list_commands(context)):  # the top-level group loads its commands lazily
+        command = group.get_command(context, name)
         if isinstance(command, click.Group):
             yield from leaf_commands(command, (*prefix, name))
         else:

@@ -2,6 +2,9 @@
 
 Errors: every command runs under :class:`LedgerGroup`, which turns a LedgerError, ValueError, database error
 or click usage error into ONE line on stderr and a non-zero exit status, never a traceback.
+
+Start-up: this module is imported by every command, ``--help`` included, so it imports only click and the
+standard library at the top; SQLAlchemy, Alembic and rich are imported inside the functions that use them.
 """
 
 from __future__ import annotations
@@ -19,27 +22,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from sqlalchemy import Connection, Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.book.accounts import validate_account_name
-from ledger.book.store import AccountState, find_account
-from ledger.db.engine import (
-    describe_db_error,
-    get_engine,
-    get_read_only_engine,
-    read_transaction,
-    resolve_db_url,
-    translate_db_errors,
-)
-from ledger.db.migrate import check_schema_at_head, ensure_schema
 from ledger.exceptions import LedgerError
 from ledger.money import AmountError, to_decimal
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from sqlalchemy import Connection, Engine
 
+    from ledger.book.store import AccountState
     from ledger.brokers.paper import PaperBroker
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,12 +68,15 @@ class LedgerGroup(click.Group):
             fail("interrupted", EXIT_INTERRUPTED)
         except (LedgerError, ValueError) as exc:
             fail(str(exc) or type(exc).__name__)
-        except SQLAlchemyError as exc:
-            fail(f"database error: {describe_db_error(exc)}")
         except OSError as exc:
             fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
-        except Exception as exc:  # a bug: still one line, naming the exception so it can be reported
-            fail(f"unexpected {type(exc).__name__}: {exc} (please report this)")
+        except Exception as exc:
+            sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")  # not imported: not a database error
+            if sqlalchemy_errors is not None and isinstance(exc, sqlalchemy_errors.SQLAlchemyError):
+                from ledger.db.engine import describe_db_error
+
+                fail(f"database error: {describe_db_error(exc)}")
+            fail(f"unexpected {type(exc).__name__}: {exc} (please report this)")  # a bug, still one line
         if not standalone:
             return code
         sys.exit(code if isinstance(code, int) else 0)
@@ -165,6 +159,10 @@ UTC_TIME = UtcTimeParam()
 # database with a message saying what to run, so reading a ledger can never change it.
 def ledger_url(db: str | None, *, must_exist: bool = True) -> str:
     """The resolved URL; a SQLite file must already exist unless ``must_exist`` is False (no accidental files)."""
+    from sqlalchemy.engine import make_url
+
+    from ledger.db.engine import resolve_db_url
+
     url = resolve_db_url(db)
     parsed = make_url(url)
     if must_exist and parsed.get_backend_name() == "sqlite" and parsed.database:
@@ -179,6 +177,9 @@ def ledger_url(db: str | None, *, must_exist: bool = True) -> str:
 
 def open_ledger(db: str | None, *, must_exist: bool = True) -> tuple[str, Engine]:
     """URL and engine of a ledger for a command that writes: its schema created or brought to head."""
+    from ledger.db.engine import get_engine
+    from ledger.db.migrate import ensure_schema
+
     url = ledger_url(db, must_exist=must_exist)
     engine = get_engine(url)
     ensure_schema(engine)
@@ -193,6 +194,9 @@ def reading(db: str | None, *, must_exist: bool = True) -> Iterator[Connection]:
     (see :func:`check_schema_at_head`). ``must_exist=False`` is for a command about to create the ledger
     (``account create``): like the writing commands, it creates or migrates the schema first.
     """
+    from ledger.db.engine import get_read_only_engine, read_transaction, translate_db_errors
+    from ledger.db.migrate import check_schema_at_head
+
     if must_exist:
         url = ledger_url(db)
         engine = get_read_only_engine(url)
@@ -206,6 +210,8 @@ def reading(db: str | None, *, must_exist: bool = True) -> Iterator[Connection]:
 
 def ledger_location(url: str) -> str:
     """The ledger's file (SQLite) or URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         return str(Path(parsed.database).expanduser().resolve())
@@ -214,6 +220,9 @@ def ledger_location(url: str) -> str:
 
 def require_account(conn: Connection, name: str) -> AccountState:
     """The account named ``name``; LedgerError "no such account" otherwise (nothing is created)."""
+    from ledger.book.accounts import validate_account_name
+    from ledger.book.store import find_account
+
     name = validate_account_name(name)  # a bounded, clear error before a 10k-character name is echoed back
     account = find_account(conn, name)
     if account is None:
@@ -228,7 +237,8 @@ def existing_broker(db: str | None, account: str) -> Iterator[PaperBroker]:
 
     The commands using it write, so an older schema is migrated first, as opening a broker does.
     """
-    from ledger.brokers.paper import PaperBroker  # the use cases: not needed by the commands that only read
+    from ledger.brokers.paper import PaperBroker
+    from ledger.db.engine import read_transaction, translate_db_errors
 
     
     url, engine = open_ledger(db)
