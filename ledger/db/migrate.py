@@ -6,18 +6,26 @@ The migrations live in ``migrations/`` at the repository root and ship inside th
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Connection, Engine, inspect, text
 
 from ledger.db.engine import is_sqlite, translate_db_errors
 from ledger.exceptions import DatabaseError, SchemaTooNewError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+# Alembic is imported only where a migration runs or an unknown revision is judged: importing it costs about
+# a third of a second, and opening a ledger already at head (every command, every broker) needs only the
+# head revision, read from the migration files by _declared_revisions.
 
 # Arbitrary constant key for PostgreSQL's advisory lock taken while migrating ("PLEDGER" in hex-ish).
 _PG_MIGRATION_LOCK = 0x504C45444745
@@ -34,6 +42,8 @@ def migrations_dir() -> Path:
 
 def alembic_config(db_url: str | None = None) -> Config:
     """An Alembic Config pointing at the ledger's migrations, usable from any working directory."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     if db_url:
@@ -43,14 +53,41 @@ def alembic_config(db_url: str | None = None) -> Config:
 
 @lru_cache(maxsize=1)
 def _script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str:
-    heads = _script().get_heads()
+    """The code's head revision: the one revision no other migration names as its ``down_revision``.
+
+    Read from the literal ``revision`` / ``down_revision`` assignments of the migration files (as Alembic's
+    generated scripts write them) without importing Alembic; a test checks it against Alembic's own head.
+    """
+    declared = _declared_revisions()
+    parents = {parent for parent_list in declared.values() for parent in parent_list}
+    heads = sorted(set(declared) - parents)
     if len(heads) != 1:
         raise DatabaseError(f"the code's migrations have {len(heads)} heads; expected exactly one")
     return heads[0]
+
+
+def _declared_revisions() -> dict[str, tuple[str, ...]]:
+    """revision -> its down revisions, from each migration file's module-level assignments."""
+    declared: dict[str, tuple[str, ...]] = {}
+    for script in sorted((migrations_dir() / "versions").glob("*.py")):
+        values: dict[str, object] = {}
+        for node in ast.parse(script.read_text(encoding="utf-8")).body:
+            target = node.target if isinstance(node, ast.AnnAssign) else (
+                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and node.value is not None:
+                values[target.id] = ast.literal_eval(node.value)
+        if "revision" not in values:
+            raise DatabaseError(f"migration {script.name} declares no revision")
+        down = values.get("down_revision")
+        declared[str(values["revision"])] = () if down is None else tuple(down) if isinstance(down, (tuple, list)) else (str(down),)
+    return declared
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -183,6 +220,8 @@ def migrate(engine: Engine, action: str, revision: str) -> None:
 
 def run_alembic(conn: Connection, action: str, revision: str) -> None:
     """Run ``alembic upgrade|downgrade REVISION`` on an open connection (inside the caller's transaction)."""
+    from alembic import command
+
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     getattr(command, action)(cfg, revision)
