@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,11 +149,7 @@ def shared_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="ledger-cli-ro-"))
     path.chmod(0o755)
     yield path
-    path.chmod(0o755)
-    for child in path.iterdir():
-        child.chmod(0o644)
-        child.unlink()
-    path.rmdir()
+    shutil.rmtree(path)  # as root: whatever the permissions left inside
 
 
 def invoke_as_unprivileged_user(args: list[str], cwd: Path) -> dict[str, object]:
@@ -206,3 +203,20 @@ def test_read_commands_work_on_a_read_only_ledger_file(traded_ledger, shared_dir
                                        str(target)], shared_dir)
     assert sql["stdout"] == "n\n1\n"
     assert (target.read_bytes(), target.stat().st_mtime_ns) == before
+
+
+@pytest.mark.engines("sqlite")
+def test_db_backup_into_an_unwritable_directory_names_the_destination(traded_ledger, shared_dir, tmp_path):
+    source = shared_dir / "ledger.db"
+    source.write_bytes(Path(traded_ledger.removeprefix("sqlite:///")).read_bytes())
+    assert invoke("db", "backup", str(tmp_path / "warm.db"), "--db", str(source)).exit_code == 0  # imports, as root
+    dispose_engines()
+    locked = shared_dir / "locked"
+    locked.mkdir(mode=0o555)
+    locked.chmod(0o555)
+
+    outcome = invoke_as_unprivileged_user(["db", "backup", str(locked / "copy.db"), "--db", str(source)], shared_dir)
+
+    assert outcome["exit_code"] != 0
+    assert f"cannot write the backup to {locked / 'copy.db'}: Permission denied" in str(outcome["stderr"]), outcome
+    assert f"backup of {source}" not in str(outcome["stderr"]) and list(locked.iterdir()) == []
