@@ -608,3 +608,16 @@ def test_report_and_the_replay_summary_show_the_same_max_drawdown(db_url, bars_f
     assert in_summary == in_report
     drawdown = account_max_drawdown(db_url, ACCOUNT)
     assert 0 < drawdown < 1 and in_summary == f"{drawdown * 100:.2f}%"
+
+
+def test_replay_slippage_and_fee_options_set_the_costs_of_a_new_jobs_run(db_url, bars_file):
+    from ledger.book.store import runs
+
+    arguments = [*replay_arguments(db_url, bars_file), "--slippage-bps", "7", "--fee-bps", "3"]
+    first = CliRunner().invoke(cli, arguments)
+    assert first.exit_code == 0, first.output
+    with get_engine(db_url).connect() as conn, read_transaction(conn):
+        assert conn.execute(select(runs.c.slippage_bps_e6, runs.c.fee_bps_e6)).all() == [(Decimal(7), Decimal(3))]
+    fills = ledger_state(db_url)["fills"]
+    assert fills and all(fill[5] == (fill[3] * fill[4] * Decimal("0.0003")).quantize(Decimal("0.000001"))
+                         for fill in fills)
