@@ -143,8 +143,8 @@ def acquire_job_lock(conn: Connection, account_id: int, account: str, job: str, 
         if not force:
             if row.host != here:
                 raise JobLockedError(account, job, previous,
-                                     f"it runs on another host, so this one cannot tell whether it is alive: "
-                                     f"if it is gone, run again with --force-unlock")
+                                     "it runs on another host, so this one cannot tell whether it is alive: "
+                                     "if it is gone, run again with --force-unlock")
             if _alive_here(row.pid):
                 raise JobLockedError(account, job, previous, "wait for it to finish (or stop it), then run again")
         conn.execute(delete(job_locks).where(job_locks.c.account_id == account_id, job_locks.c.job == job))

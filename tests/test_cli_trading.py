@@ -15,8 +15,12 @@ from sqlalchemy import select
 from ledger.book.store import fills, orders, runs
 from ledger.cli import cli
 from ledger.money import MAX_AMOUNT
+from tests import test_cli
 from tests.conftest import ledger_problems
-from tests.test_cli import assert_one_line_error, run, scalar, traded  # noqa: F401 - fixtures
+from tests.test_cli import assert_one_line_error, scalar
+
+run = test_cli.run  # the fixtures of tests/test_cli.py: the CLI on this test's ledger, and account alice
+traded = test_cli.traded
 
 
 def order_id_of(result) -> str:

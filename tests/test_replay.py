@@ -564,8 +564,12 @@ def test_a_finished_job_run_again_by_the_cli_writes_nothing_and_prints_its_summa
     assert again.returncode == 0, again.stderr
     assert table_snapshot(db_url) == before  # no quote, run, order or lock row written
     assert "this job already finished" in again.stdout and "resumed         already finished" in again.stdout
-    summary = lambda out: [line for line in out[out.index("summary"):].splitlines() if "resumed" not in line]  # noqa: E731
-    assert summary(again.stdout) == summary(first.stdout)
+    assert summary_lines(again.stdout) == summary_lines(first.stdout)
+
+
+def summary_lines(output: str) -> list[str]:
+    """The summary's figures, without the line saying whether the run resumed."""
+    return [line for line in output[output.index("summary"):].splitlines() if "resumed" not in line]
 
 
 def register_every_bar(monkeypatch) -> None:

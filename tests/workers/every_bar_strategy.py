@@ -15,7 +15,7 @@ class EveryBarStrategy(Strategy):
     summary = "test only: buy one share of the first symbol at every bar"
 
     def decide(self, timestamp: datetime, portfolio: Portfolio) -> list[OrderIntent]:
-        return [OrderIntent(sorted(portfolio.quotes)[0], SIDE_BUY, 1)]
+        return [OrderIntent(min(portfolio.quotes), SIDE_BUY, 1)]
 
 
 def register() -> None:
