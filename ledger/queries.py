@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, case, column, func, select, table
 
-from ledger.book.store import accounts, fills, orders, positions, quotes
+from ledger.book.store import accounts, cash_movements, fills, orders, positions, quotes
 
 # The audit view of daily P&L (migration 0002); views are not in the models' metadata.
 v_daily_pnl = table(
@@ -115,6 +115,60 @@ def orders_stmt(account_id: int, *, status: str | None = None, current_epoch_onl
     if status is not None:
         stmt = stmt.where(orders.c.status == status)
     return stmt
+
+
+def orders_with_fill_price_stmt(account_id: int, *, status: str | None = None) -> Select[Any]:
+    """``orders_stmt`` plus each order's filled notional and quantity summed over its fills (NULL when unfilled):
+    their ratio is the average fill price."""
+    filled = (
+        select(
+            fills.c.order_id.label("order_pk"),
+            func.sum(fills.c.notional_e6).label("filled_notional_e6"),
+            func.sum(fills.c.qty_e6).label("fills_qty_e6"),
+        )
+        .group_by(fills.c.order_id)
+        .subquery()
+    )
+    return (
+        orders_stmt(account_id, status=status)
+        .outerjoin(filled, filled.c.order_pk == orders.c.id)
+        .add_columns(filled.c.filled_notional_e6, filled.c.fills_qty_e6)
+    )
+
+
+def accounts_stmt() -> Select[Any]:
+    return select(accounts).order_by(accounts.c.name)
+
+
+def quotes_stmt(account_id: int) -> Select[Any]:
+    """The account's stored quotes (the last one per symbol), by symbol."""
+    return select(quotes).where(quotes.c.account_id == account_id).order_by(quotes.c.symbol)
+
+
+def activity_stmt(account_id: int) -> Select[Any]:
+    """The current epoch's cash movements in time order; a fill's movement carries the fill's details.
+
+    ``amount_e6`` is signed (what the movement did to cash); summed in order it gives the balance after each.
+    """
+    return (
+        select(
+            cash_movements.c.at,
+            cash_movements.c.kind,
+            cash_movements.c.amount_e6,
+            fills.c.symbol,
+            fills.c.side,
+            fills.c.qty_e6,
+            fills.c.price_e6,
+            fills.c.fee_e6,
+            orders.c.order_id,
+        )
+        .select_from(
+            cash_movements.outerjoin(fills, fills.c.id == cash_movements.c.fill_id)
+            .outerjoin(orders, orders.c.id == fills.c.order_id)
+        )
+        .where(cash_movements.c.account_id == account_id, cash_movements.c.epoch == _current_epoch(account_id))
+        .order_by(cash_movements.c.at, cash_movements.c.id)
+    )
 
 
 def quote_row(conn: Connection, account_id: int, symbol: str) -> Any:

@@ -24,12 +24,20 @@ rejection, so it cannot make a resumed run differ either. The example strategies
 place market orders only; a strategy leaving resting limit orders would need more care, since a quote set
 after its last order can fill them before a kill, and the re-run would decide from a portfolio that
 already holds those fills. An account reset starts a new epoch and hence a new job: the replay starts over.
+
+A finished job (its last bar's quotes stored and nothing left to order there) run again takes no lock, opens
+no broker and writes nothing: it only summarizes. Otherwise :func:`start_replay` takes the account's
+``replay`` lock (ledger.jobs) before reading the resume point, so two replays of one account never interleave:
+the lock is per account, not per job key, because two different jobs (another strategy or other bars) on one
+account would trade against each other's positions and the resume check (no foreign orders) only sees
+orders already committed.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -40,7 +48,9 @@ import pandas as pd
 from sqlalchemy import Connection, and_, not_, or_, select
 
 from ledger.bars import DatabaseBarCache
-from ledger.book.store import AccountState, find_account, orders
+from ledger.book.accounts import open_account, validate_account_name
+from ledger.book.store import AccountState, find_account, find_run, orders
+from ledger.book.validation import validate_bps, validate_cash
 from ledger.brokers.data_provider import (
     DEFAULT_SYNTHETIC_SPREAD_BPS,
     DataProvider,
@@ -49,17 +59,22 @@ from ledger.brokers.data_provider import (
     synthetic_quote,
 )
 from ledger.brokers.paper import PaperBroker
+from ledger.config import get_cfg
 from ledger.constants import SIDE_BUY
-from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors
+from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors, write_transaction
 from ledger.db.migrate import ensure_schema
 from ledger.exceptions import LedgerError, OrderRejectedError
+from ledger.jobs import JobLock, acquire_job_lock
 from ledger.money import round_amount, to_decimal
-from ledger.queries import fills_stmt, portfolio_value
+from ledger.queries import account_row, fills_stmt, portfolio_value, position_rows, quotes_stmt
+from ledger.reports import account_max_drawdown
 from ledger.strategies import OrderIntent, Portfolio, get_strategy
 
 Bars = dict[str, dict[str, float]]
 Step = tuple[datetime, Bars]
 JOB_PREFIX = "rp-"
+# The job_locks key: one per account, whatever the strategy and bars, so two replays of one account never interleave.
+REPLAY_LOCK = "replay"
 _TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
 
@@ -210,9 +225,10 @@ class ReplaySummary:
     account: str
     strategy: str
     job: str
-    run_id: str
+    run_id: str | None
     bars: int
     resumed_at: int | None
+    already_finished: bool
     initial_cash: Decimal
     equity: Decimal
     total_return: Decimal
@@ -225,8 +241,19 @@ class ReplaySummary:
 
 
 @dataclass(frozen=True)
+class Costs:
+    """Slippage and fee (bps) of a replay's run: given explicitly for a new run, else the run's or the config's."""
+
+    slippage_bps: Decimal | None = None
+    fee_bps: Decimal | None = None
+
+
+@dataclass(frozen=True)
 class ReplayJob:
-    """One replay job: the bars, the account and strategy, its key, and where it (re)starts."""
+    """One replay job: the bars, the account and strategy, its key, where it (re)starts, and its lock.
+
+    ``finished``: every bar is done; running it writes nothing and only summarizes (no lock is taken).
+    """
 
     data: BarData
     account: str
@@ -234,40 +261,122 @@ class ReplayJob:
     db_url: str
     key: str
     resume: ResumePoint
+    finished: bool
+    costs: Costs
+    lock: JobLock | None
 
 
-def plan_replay(data: BarData, *, account: str, strategy: str, db_url: str | None = None) -> ReplayJob:
-    """Identify the job and find where it (re)starts, from the ledger; nothing is written."""
+@contextmanager
+def start_replay(
+    data: BarData,
+    *,
+    account: str,
+    strategy: str,
+    db_url: str | None = None,
+    initial_cash: Decimal | None = None,
+    costs: Costs = Costs(),
+    force_unlock: bool = False,
+) -> Iterator[ReplayJob]:
+    """The job, with its progress read from the ledger, holding the account's replay lock until the block exits.
+
+    A finished job is found in a read transaction and yielded without a lock: nothing is written. Otherwise,
+    in one write transaction: the account is created on first use (at the first bar's time, with
+    ``initial_cash`` or the configured default), the ``replay`` job lock is taken (JobLockedError when another
+    live replay holds it; see ledger.jobs), and the resume point is read under the lock. The lock is released
+    when the block exits, by an exception or KeyboardInterrupt too; a killed process leaves it for the next run
+    to take over (same host, pid gone) or for ``force_unlock``.
+    """
     get_strategy(strategy)
+    name = validate_account_name(account)
+    explicit_cash = None if initial_cash is None else validate_cash(initial_cash)
+    costs = Costs(*(None if bps is None else validate_bps(bps, what)
+                    for bps, what in ((costs.slippage_bps, "slippage_bps"), (costs.fee_bps, "fee_bps"))))
     url = resolve_db_url(db_url)
     engine = get_engine(url)
     ensure_schema(engine)
-    with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
-        state = find_account(conn, account)
-        # A new account starts at epoch 1 (PaperBroker creates it when the job runs).
-        key = job_key(account, 1 if state is None else state.epoch, strategy, data.fingerprint)
-        resume = ResumePoint(0, False, None) if state is None else find_resume_point(conn, state, key, data)
-    return ReplayJob(data, account, strategy, url, key, resume)
+    with translate_db_errors(engine), engine.connect() as conn:
+        with read_transaction(conn):
+            state = find_account(conn, name)
+            progress = None if state is None else _progress(conn, state, strategy, data, costs)
+        if progress is None or not progress[2]:
+            with write_transaction(conn):
+                state = open_account(conn, name, explicit_cash, validate_cash(get_cfg("initial_cash")), data.steps[0][0])
+                lock: JobLock | None = acquire_job_lock(conn, state.id, name, REPLAY_LOCK, force=force_unlock)
+                progress = _progress(conn, state, strategy, data, costs)
+        else:
+            lock = None
+    key, resume, finished = progress
+    try:
+        yield ReplayJob(data, name, strategy, url, key, resume, finished, costs, lock)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def run_replay(
-    job: ReplayJob,
-    *,
-    initial_cash: Decimal | None = None,
-    on_step: Callable[[StepReport], None] | None = None,
-) -> ReplaySummary:
-    """Run ``job`` from its resume point to the last bar; returns its summary (``on_step`` sees each bar)."""
+def _progress(
+    conn: Connection, state: AccountState, strategy: str, data: BarData, costs: Costs
+) -> tuple[str, ResumePoint, bool]:
+    """The job's key, its resume point, and whether it is finished, from the account's current epoch."""
+    key = job_key(state.name, state.epoch, strategy, data.fingerprint)
+    resume = find_resume_point(conn, state, key, data)
+    return key, resume, _is_finished(conn, state, strategy, data, resume, costs)
+
+
+def _is_finished(
+    conn: Connection, state: AccountState, strategy: str, data: BarData, resume: ResumePoint, costs: Costs
+) -> bool:
+    """Whether the last bar is done: its orders placed, or its quotes all stored and nothing left to order.
+
+    A run killed between the last bar's quotes and its orders leaves the same quotes; deciding that bar
+    again (read-only, on the same portfolio) tells the two apart. A last batch the broker rejected reads as
+    not finished: the next run tries it again (rejected again, nothing placed).
+    """
+    last = len(data.steps) - 1
+    if resume.orders_placed and resume.index == last:
+        return True
+    stamp, bars = data.steps[last]
+    stored = {row.symbol: row for row in conn.execute(quotes_stmt(state.id))}
+    quotes = {symbol: bar_quote(symbol, bars[symbol], stamp) for symbol in sorted(bars)}
+    for symbol, (bid, ask) in quotes.items():
+        row = stored.get(symbol)
+        if row is None or row.quoted_at != stamp or (row.bid_e6, row.ask_e6) != (bid, ask):
+            return False
+    trader = get_strategy(strategy)
+    for step_stamp, step_bars in data.steps:
+        trader.observe(step_stamp, step_bars)
+    if resume.run_id is not None:
+        run = find_run(conn, resume.run_id)
+        slippage, fee = run.slippage_bps_e6, run.fee_bps_e6
+    else:
+        slippage = costs.slippage_bps if costs.slippage_bps is not None else validate_bps(
+            get_cfg("slippage_bps"), "slippage_bps")
+        fee = costs.fee_bps if costs.fee_bps is not None else validate_bps(get_cfg("fee_bps"), "fee_bps")
+    return not trader.decide(stamp, ledger_portfolio(conn, state.id, quotes, slippage, fee))
+
+
+def run_replay(job: ReplayJob, *, on_step: Callable[[StepReport], None] | None = None) -> ReplaySummary:
+    """Run ``job`` (from :func:`start_replay`) from its resume point to the last bar; returns its summary.
+
+    ``on_step`` sees each bar. A finished job only summarizes: no broker is opened, nothing is written.
+    """
+    if job.finished:
+        return summarize(job, job.resume.run_id)
+    if job.lock is None:
+        raise LedgerError("a replay runs only inside start_replay(), which holds the account's replay lock")
     trader = get_strategy(job.strategy)
     steps, resume = job.data.steps, job.resume
     clock = MarketClock(steps[resume.index][0])
+    engine = get_engine(job.db_url)
     with PaperBroker(
-        account=job.account, db_url=job.db_url, initial_cash=initial_cash, clock=clock, run_id=resume.run_id
+        account=job.account, db_url=job.db_url, clock=clock, run_id=resume.run_id,
+        slippage_bps=job.costs.slippage_bps, fee_bps=job.costs.fee_bps,
     ) as broker:
         for index, (stamp, bars) in enumerate(steps):
             trader.observe(stamp, bars)
             if index < resume.index:
                 _report(on_step, StepReport(index, len(steps), stamp, False, 0, None))
                 continue
+            job.lock.heartbeat()
             already_decided = index == resume.index and resume.orders_placed
             if already_decided:
                 _restore_quotes(broker, clock, job.data, index)
@@ -277,7 +386,9 @@ def run_replay(
                 broker.set_quote(symbol, bid, ask)
             placed, rejected = 0, None
             if not already_decided:
-                intents = trader.decide(stamp, _portfolio(broker, quotes))
+                with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
+                    portfolio = ledger_portfolio(conn, broker.account_id, quotes, broker.slippage_bps, broker.fee_bps)
+                intents = trader.decide(stamp, portfolio)
                 placed, rejected = _submit(broker, job.key, stamp, intents)
             _report(on_step, StepReport(index, len(steps), stamp, True, placed, rejected))
         run_id = broker.run_id
@@ -306,15 +417,22 @@ def _restore_quotes(broker: PaperBroker, clock: MarketClock, data: BarData, inde
         broker.set_quote(symbol, bid, ask)
 
 
-def _portfolio(broker: PaperBroker, quotes: dict[str, tuple[Decimal, Decimal]]) -> Portfolio:
-    account = broker.get_account()
+def ledger_portfolio(
+    conn: Connection,
+    account_id: int,
+    quotes: dict[str, tuple[Decimal, Decimal]],
+    slippage_bps: Decimal | float,
+    fee_bps: Decimal | float,
+) -> Portfolio:
+    """What the strategy is shown at a bar, read from the ledger (floats, as the broker protocol returns them)."""
+    account = account_row(conn, account_id)
     return Portfolio(
-        cash=account["available_cash"],
-        equity=account["equity"],
-        positions=broker.get_positions(),
+        cash=float(account.cash_e6 - account.reserved_cash_e6),
+        equity=float(portfolio_value(conn, account_id)),
+        positions={row.symbol: float(row.qty_e6) for row in position_rows(conn, account_id)},
         quotes={symbol: (float(bid), float(ask)) for symbol, (bid, ask) in quotes.items()},
-        slippage_bps=broker.slippage_bps,
-        fee_bps=broker.fee_bps,
+        slippage_bps=float(slippage_bps),
+        fee_bps=float(fee_bps),
     )
 
 
@@ -338,8 +456,11 @@ def _submit(broker: PaperBroker, key: str, stamp: datetime, intents: list[OrderI
     return len(batch), None
 
 
-def summarize(job: ReplayJob, run_id: str) -> ReplaySummary:
-    """Equity per bar (cash and holdings from the ledger's fills, marked at each bar's quote mid) and figures."""
+def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
+    """Equity per bar (cash and holdings from the ledger's fills, marked at each bar's quote mid) and figures.
+
+    The max drawdown is the account's, as ``paper-ledger report`` shows it (ledger.reports.account_max_drawdown).
+    """
     engine = get_engine(job.db_url)
     with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
         state = find_account(conn, job.account)
@@ -347,6 +468,7 @@ def summarize(job: ReplayJob, run_id: str) -> ReplaySummary:
         initial_cash = state.initial_cash
         equity = portfolio_value(conn, state.id)
         fills = conn.execute(fills_stmt(state.id)).all()
+        drawdown = account_max_drawdown(conn, job.account)
     cash = initial_cash
     held: dict[str, Decimal] = {}
     marks: dict[str, Decimal] = {}
@@ -371,10 +493,11 @@ def summarize(job: ReplayJob, run_id: str) -> ReplaySummary:
         run_id=run_id,
         bars=len(job.data.steps),
         resumed_at=job.resume.index if job.resume.orders_placed else None,
+        already_finished=job.finished,
         initial_cash=initial_cash,
         equity=equity,
         total_return=(equity / initial_cash - 1) if initial_cash else Decimal(0),
-        max_drawdown=max_drawdown([value for _, value in curve]),
+        max_drawdown=drawdown,
         trades=len(fills),
         fees=sum((fill.fee_e6 for fill in fills), Decimal(0)),
         traded_notional=notional,
@@ -382,13 +505,3 @@ def summarize(job: ReplayJob, run_id: str) -> ReplaySummary:
         equity_by_bar=curve,
     )
 
-
-def max_drawdown(values: Sequence[Decimal]) -> Decimal:
-    """The largest fall from a running peak, as a fraction of that peak (0 for a curve that never falls)."""
-    peak: Decimal | None = None
-    worst = Decimal(0)
-    for value in values:
-        peak = value if peak is None or value > peak else peak
-        if peak > 0:
-            worst = max(worst, (peak - value) / peak)
-    return worst

@@ -168,9 +168,35 @@ def equity_curve(source: Source, account: str) -> pd.DataFrame:
     (mid of the last quote) once the quote has moved since the last fill.
     """
     with _reading(source) as conn:
-        account_row = _account(conn, account)
-        start = conn.execute(_epoch_start_stmt(account_row)).one()
-        fills = conn.execute(fills_stmt(account_row.id)).all()
+        points = _equity_points(conn, _account(conn, account))
+    return _frame(points, _EQUITY_COLUMNS)
+
+
+def max_drawdown(values: Sequence[Decimal]) -> Decimal:
+    """The largest fall from a running peak, as a fraction of that peak (0 for a curve that never falls)."""
+    peak: Decimal | None = None
+    worst = Decimal(0)
+    for value in values:
+        peak = value if peak is None or value > peak else peak
+        if peak > 0:
+            worst = max(worst, (peak - value) / peak)
+    return worst
+
+
+def account_max_drawdown(source: Source, account: str) -> Decimal:
+    """THE max drawdown of an account's current epoch: of its :func:`equity_curve`, computed exactly (Decimal).
+
+    ``paper-ledger report`` and the replay summary both show this figure.
+    """
+    with _reading(source) as conn:
+        points = _equity_points(conn, _account(conn, account))
+    return max_drawdown([point["equity"] for point in points])
+
+
+def _equity_points(conn: Connection, account_row: Any) -> list[dict[str, Any]]:
+    """The points of :func:`equity_curve`, in Decimal."""
+    start = conn.execute(_epoch_start_stmt(account_row)).one()
+    fills = conn.execute(fills_stmt(account_row.id)).all()
     cash: Decimal = start.amount_e6
     held: dict[str, Decimal] = {}
     last_price: dict[str, Decimal] = {}
@@ -183,7 +209,7 @@ def equity_curve(source: Source, account: str) -> pd.DataFrame:
         is_last_at_this_time = index + 1 == len(fills) or fills[index + 1].filled_at != fill.filled_at
         if is_last_at_this_time:
             points.append(_equity_point(fill.filled_at, cash, held, last_price))
-    return _frame(points, _EQUITY_COLUMNS)
+    return points
 
 
 def _equity_point(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 from decimal import Decimal
@@ -12,17 +14,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import func, insert, select
 
 from ledger.book.store import find_account
 from ledger.brokers.data_provider import ReplayProvider, YFinanceProvider
 from ledger.brokers.paper import PaperBroker
 from ledger.cli import cli
 from ledger.data import sample_bars_path
-from ledger.db.engine import get_engine, read_transaction
+from ledger.db.engine import get_engine, read_transaction, write_transaction
 from ledger.queries import fills_stmt, orders_stmt, portfolio_value, position_rows
-from ledger.replay import BarData, client_order_id, fetch_bar_data, load_bar_file, plan_replay, run_replay
+from ledger.replay import BarData, client_order_id, fetch_bar_data, load_bar_file, run_replay, start_replay
 from ledger.strategies import STRATEGIES, OrderIntent, Strategy
-from tests.conftest import ledger_problems
+from tests.conftest import ledger_problems, table_snapshot
+from tests.workers.every_bar_strategy import EveryBarStrategy
+from tests.workers.harness import Child, start_together
 
 ROOT = Path(__file__).resolve().parents[1]
 BARS = 150  # of the packaged sample's 500: enough trades to kill in the middle of, quick on both engines
@@ -61,8 +66,8 @@ def reference_db_url(engine_name: str, tmp_path: Path, request: pytest.FixtureRe
 
 
 def replay_in_process(db_url: str, data: BarData, strategy: str = "sma-crossover", **kwargs):
-    job = plan_replay(data, account=ACCOUNT, strategy=strategy, db_url=db_url)
-    return run_replay(job, initial_cash=CASH, **kwargs)
+    with start_replay(data, account=ACCOUNT, strategy=strategy, db_url=db_url, initial_cash=CASH) as job:
+        return run_replay(job, **kwargs)
 
 
 def ledger_state(db_url: str, account: str = ACCOUNT) -> dict:
@@ -345,7 +350,7 @@ def test_replay_cli_with_symbols_uses_the_data_provider_and_resumes_from_cached_
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0, again.output
     assert sorted(fake.requests) == ["SYN_A", "SYN_C"]
-    assert "resuming at bar" in again.output
+    assert "this job already finished" in again.output  # same cached bars -> same job, recognised as done
     assert ledger_problems(db_url) == []
 
 
@@ -374,3 +379,249 @@ def test_replay_rejects_bad_options_with_one_line(db_url, bars_file):
         assert result.exit_code != 0, args
         assert message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# -- one replay at a time per account (job_locks) ---------------------------------------------------------------
+def lock_rows(db_url: str) -> list:
+    from ledger.jobs import job_locks
+
+    with get_engine(db_url).connect() as conn, read_transaction(conn):
+        return conn.execute(select(job_locks)).all()
+
+
+def read_until_bar_or_end(child: Child) -> str | None:
+    """The child's stdout up to its first ``bar`` line (it then waits on stdin), or None when it ended."""
+    assert child.proc.stdout is not None
+    for line in child.proc.stdout:
+        if line.startswith("bar "):
+            return line
+    return None
+
+
+def drive_to_the_end(child: Child) -> str:
+    """Answer every ``bar`` line until the child exits; returns the rest of its stdout."""
+    assert child.proc.stdout is not None
+    child.send("go")
+    rest = []
+    for line in child.proc.stdout:
+        rest.append(line)
+        if line.startswith("bar "):
+            child.send("go")
+    child.proc.wait(timeout=120)
+    return "".join(rest)
+
+
+def test_two_replays_of_one_job_started_together_one_runs_the_other_refuses(
+    db_url, reference_db_url, bars_file, bars
+):
+    arguments = replay_arguments(db_url, bars_file)
+    children = [Child("replay_child", "--start-together", *arguments) for _ in range(2)]
+    try:
+        start_together(children)
+        first_bars = [read_until_bar_or_end(child) for child in children]
+        assert sum(line is not None for line in first_bars) == 1, first_bars  # exactly one got to trade
+        winner, loser = children if first_bars[0] is not None else children[::-1]
+        loser.proc.wait(timeout=120)
+        assert loser.proc.returncode == 4, loser.stderr()
+        [error] = loser.stderr().strip().splitlines()
+        assert error.startswith("Error: account 'kill' is busy") and f"pid {winner.pid} on host" in error, error
+        assert "since" in error
+        # The refused replay wrote nothing: no run of its pid, one lock row (the winner's).
+        assert [(row.pid, row.job) for row in lock_rows(db_url)] == [(winner.pid, "replay")]
+        assert scalar_runs_of_pid(db_url, loser.pid) == 0
+        assert "summary" in drive_to_the_end(winner)
+        assert winner.proc.returncode == 0, winner.stderr()
+    finally:
+        for child in children:
+            child.close()
+    replay_in_process(reference_db_url, bars)
+    assert ledger_state(db_url) == ledger_state(reference_db_url)
+    assert lock_rows(db_url) == []  # released at exit
+    assert ledger_problems(db_url) == []
+
+
+def scalar_runs_of_pid(db_url: str, pid: int) -> int:
+    from ledger.book.store import runs
+
+    with get_engine(db_url).connect() as conn, read_transaction(conn):
+        return conn.execute(select(func.count()).select_from(runs).where(runs.c.pid == pid)).scalar_one()
+
+
+def kill_while_paused_after_bar(arguments: list[str], bar: int) -> int:
+    """Run the replay CLI and SIGKILL it while it waits after printing bar ``bar``: right after that bar
+    committed (its quotes and orders), before the next one started. Returns the killed pid."""
+    child = Child("replay_child", *arguments)
+    try:
+        assert child.proc.stdout is not None
+        for line in child.proc.stdout:
+            if line.startswith(f"bar {bar}/"):
+                assert "traded" in line, line
+                break
+            if line.startswith("bar "):
+                child.send("go")
+        else:
+            raise AssertionError(f"the replay ended before bar {bar}: {child.stderr()}")
+        child.kill()
+        assert child.proc.returncode == -signal.SIGKILL
+        return child.pid
+    finally:
+        child.close()
+
+
+def run_cli(arguments: list[str]) -> subprocess.CompletedProcess:
+    """``paper-ledger ARGUMENTS`` in a child process (the replay child: ``every-bar`` known), run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests.workers.replay_child", *arguments], cwd=ROOT, capture_output=True, text=True,
+        input="go\n" * 1000, timeout=120,
+    )
+
+
+def test_a_lock_left_by_a_killed_replay_is_taken_over_by_the_next_run_and_the_result_is_exact(
+    db_url, reference_db_url, bars_file, bars
+):
+    arguments = replay_arguments(db_url, bars_file)
+    killed = kill_while_paused_after_bar(arguments, 60)
+    [left] = lock_rows(db_url)
+    assert (left.pid, left.host) == (killed, socket.gethostname())
+    finished = run_cli(arguments)
+    assert finished.returncode == 0, finished.stderr
+    assert f"took over the replay lock of pid {killed} on host" in finished.stderr
+    assert "resuming at bar" in finished.stdout
+    replay_in_process(reference_db_url, bars)
+    assert ledger_state(db_url) == ledger_state(reference_db_url)
+    assert lock_rows(db_url) == []
+    assert ledger_problems(db_url) == []
+
+
+def plant_lock(db_url: str, host: str, pid: int) -> None:
+    """A lock row as another process would have left it (the account must exist)."""
+    from datetime import UTC, datetime
+
+    from ledger.jobs import job_locks
+
+    with get_engine(db_url).connect() as conn, write_transaction(conn):
+        account = find_account(conn, ACCOUNT)
+        at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+        conn.execute(insert(job_locks).values(account_id=account.id, job="replay", holder="x" * 32, host=host,
+                                              pid=pid, acquired_at=at, heartbeat_at=at))
+
+
+def test_a_lock_held_on_another_host_is_refused_until_force_unlock(db_url, reference_db_url, bars_file, bars):
+    arguments = replay_arguments(db_url, bars_file)
+    PaperBroker(account=ACCOUNT, db_url=db_url, initial_cash=CASH, clock=lambda: bars.steps[0][0]).close()
+    plant_lock(db_url, "elsewhere.example", 4242)
+    before = table_snapshot(db_url)
+    refused = CliRunner().invoke(cli, arguments)
+    assert refused.exit_code == 4
+    [error] = refused.stderr.strip().splitlines()
+    assert "pid 4242 on host 'elsewhere.example' since 2026-01-02T03:04:05Z" in error and "--force-unlock" in error
+    assert table_snapshot(db_url) == before  # refused: nothing written
+    forced = CliRunner().invoke(cli, [*arguments, "--force-unlock"])
+    assert forced.exit_code == 0, forced.output
+    assert "took over the replay lock of pid 4242 on host 'elsewhere.example'" in forced.stderr
+    replay_in_process(reference_db_url, bars)
+    assert ledger_state(db_url) == ledger_state(reference_db_url)
+    assert lock_rows(db_url) == []
+
+
+def test_a_lock_held_by_a_live_process_of_this_host_is_refused(db_url, bars_file, bars):
+    PaperBroker(account=ACCOUNT, db_url=db_url, initial_cash=CASH, clock=lambda: bars.steps[0][0]).close()
+    plant_lock(db_url, socket.gethostname(), os.getpid())  # this test process: certainly alive
+    refused = CliRunner().invoke(cli, replay_arguments(db_url, bars_file))
+    assert refused.exit_code == 4 and "wait for it to finish" in refused.stderr
+    assert ledger_state(db_url)["orders"] == []
+
+
+def test_a_replay_whose_lock_was_forced_away_stops_writing(db_url, bars):
+    from ledger.jobs import JobLockLostError, acquire_job_lock
+
+    with pytest.raises(JobLockLostError, match="taken over by another process"):
+        with start_replay(bars, account=ACCOUNT, strategy="sma-crossover", db_url=db_url, initial_cash=CASH) as job:
+            with get_engine(db_url).connect() as conn, write_transaction(conn):
+                acquire_job_lock(conn, job.lock.account_id, ACCOUNT, "replay", force=True)
+            job.lock.heartbeat(force=True)
+
+
+def test_the_lock_is_released_when_the_replay_fails(db_url, bars, monkeypatch):
+    with monkeypatch.context() as patch:
+        interrupt_on_call(patch, "submit_orders", 2, False)
+        with pytest.raises(Interrupted):
+            replay_in_process(db_url, bars)
+    assert lock_rows(db_url) == []
+
+
+# -- a finished job writes nothing ------------------------------------------------------------------------------
+@pytest.mark.parametrize("strategy", ["sma-crossover", "every-bar"])
+def test_a_finished_job_run_again_by_the_cli_writes_nothing_and_prints_its_summary(
+    db_url, bars_file, strategy, monkeypatch
+):
+    register_every_bar(monkeypatch)
+    arguments = [*replay_arguments(db_url, bars_file), "--strategy", strategy]
+    first = run_cli(arguments)
+    assert first.returncode == 0, first.stderr
+    before = table_snapshot(db_url)
+    again = run_cli(arguments)
+    assert again.returncode == 0, again.stderr
+    assert table_snapshot(db_url) == before  # no quote, run, order or lock row written
+    assert "this job already finished" in again.stdout and "resumed         already finished" in again.stdout
+    assert summary_lines(again.stdout) == summary_lines(first.stdout)
+
+
+def summary_lines(output: str) -> list[str]:
+    """The summary's figures, without the line saying whether the run resumed."""
+    return [line for line in output[output.index("summary"):].splitlines() if "resumed" not in line]
+
+
+def register_every_bar(monkeypatch) -> None:
+    monkeypatch.setitem(STRATEGIES, EveryBarStrategy.name, EveryBarStrategy)
+
+
+# -- the resume point: exactly the last bar that traded -----------------------------------------------------------
+def test_an_every_bar_strategy_killed_right_after_a_committed_bar_resumes_without_losing_or_repeating_a_bar(
+    db_url, reference_db_url, bars_file, tmp_path, monkeypatch
+):
+    register_every_bar(monkeypatch)
+    frame = pd.read_csv(bars_file)
+    days = sorted(frame["timestamp"].unique())[:20]
+    short = tmp_path / "twenty.csv"
+    frame[frame["timestamp"].isin(days)].to_csv(short, index=False)
+    arguments = [*replay_arguments(db_url, short), "--strategy", "every-bar"]
+    kill_while_paused_after_bar(arguments, 10)
+    assert len(ledger_state(db_url)["fills"]) == 10  # bars 1..10 committed, nothing of bar 11
+    resumed = run_cli(arguments)
+    assert resumed.returncode == 0, resumed.stderr
+    replay_in_process(reference_db_url, load_bar_file(short), "every-bar")
+    state, reference = ledger_state(db_url), ledger_state(reference_db_url)
+    assert len(reference["fills"]) == 20
+    assert len(state["fills"]) == 20, "a bar was skipped or repeated on resume"
+    assert state["fills"] == reference["fills"] and state["orders"] == reference["orders"]
+    assert state == reference
+    assert "resuming at bar 10/20" in resumed.stdout  # bar 10 was the last traded: its decisions are not redone
+
+
+# -- one max drawdown ------------------------------------------------------------------------------------------
+def test_report_and_the_replay_summary_show_the_same_max_drawdown(db_url, bars_file):
+    from ledger.reports import account_max_drawdown
+
+    replayed = CliRunner().invoke(cli, replay_arguments(db_url, bars_file))
+    assert replayed.exit_code == 0, replayed.output
+    reported = CliRunner().invoke(cli, ["report", ACCOUNT, "--db", db_url])
+    assert reported.exit_code == 0, reported.output
+    in_summary = re.search(r"max drawdown\s+(\S+%)", replayed.stdout).group(1)
+    in_report = re.search(r"max drawdown \(fill-marked curve\)\s+(\S+%)", reported.stdout).group(1)
+    assert in_summary == in_report
+    drawdown = account_max_drawdown(db_url, ACCOUNT)
+    assert 0 < drawdown < 1 and in_summary == f"{drawdown * 100:.2f}%"
+
+
+def test_replay_slippage_and_fee_options_set_the_costs_of_a_new_jobs_run(db_url, bars_file):
+    from ledger.book.store import runs
+
+    arguments = [*replay_arguments(db_url, bars_file), "--slippage-bps", "7", "--fee-bps", "3"]
+    first = CliRunner().invoke(cli, arguments)
+    assert first.exit_code == 0, first.output
+    with get_engine(db_url).connect() as conn, read_transaction(conn):
+        assert conn.execute(select(runs.c.slippage_bps_e6, runs.c.fee_bps_e6)).all() == [(Decimal(7), Decimal(3))]
+    fills = ledger_state(db_url)["fills"]
+    assert fills and all(fill[5] == (fill[3] * fill[4] * Decimal("0.0003")).quantize(Decimal("0.000001"))
+                         for fill in fills)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -215,14 +214,14 @@ def report(name: str, plot: Path | None, db: str | None) -> None:
     The equity curve is ledger.reports.equity_curve: cash plus holdings valued at each symbol's last fill
     price, one point per fill time (it does not mark to quotes between fills).
     """
-    from ledger.replay import max_drawdown
-    from ledger.reports import equity_curve
+    from ledger.reports import account_max_drawdown, equity_curve
 
     with reading(db) as conn:
         state = require_account(conn, name)
         equity = portfolio_value(conn, state.id)
         totals = conn.execute(symbol_totals_stmt(state.id)).all()
         curve = equity_curve(conn, name)
+        drawdown = account_max_drawdown(conn, name)
     fees = sum((row.fee_e6 for row in totals), start=0)
     notional = sum((row.notional_e6 for row in totals), start=0)
     print_fields(
@@ -231,8 +230,7 @@ def report(name: str, plot: Path | None, db: str | None) -> None:
             ("initial cash", fmt_money(state.initial_cash)),
             ("equity (at last quotes)", fmt_money(equity)),
             ("return", fmt_percent(equity / state.initial_cash - 1) if state.initial_cash else "n/a"),
-            ("max drawdown (fill-marked curve)",
-             fmt_percent(max_drawdown([Decimal(repr(value)) for value in curve["equity"]]), signed=False)),
+            ("max drawdown (fill-marked curve)", fmt_percent(drawdown, signed=False)),
             ("fills", str(sum(row.fill_count for row in totals))),
             ("fees", fmt_money(fees)),
             ("traded notional", fmt_money(notional)),

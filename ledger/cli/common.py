@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from ledger.exceptions import LedgerError
-from ledger.money import AmountError, to_decimal
+from ledger.money import MAX_AMOUNT, AmountError, to_decimal
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -110,8 +110,14 @@ class DecimalParam(click.ParamType):
         if isinstance(value, Decimal):
             return value
         try:
-            number = to_decimal(Decimal(str(value).strip().replace("_", "")), self.name)
-        except (ArithmeticError, AmountError, ValueError):
+            parsed = Decimal(str(value).strip().replace("_", ""))
+        except ArithmeticError:
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if parsed.is_finite() and abs(parsed) >= MAX_AMOUNT:
+            self.fail(f"{value!r} is out of range: numbers must be below {MAX_AMOUNT:,} in absolute value", param, ctx)
+        try:
+            number = to_decimal(parsed, self.name)
+        except (AmountError, ValueError):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         if self.non_negative and number < 0:
             self.fail(f"{value} is negative", param, ctx)
@@ -416,3 +422,44 @@ def output_handle(out: Path | None) -> Iterator[IO[str]]:
         return
     with open(out, "w", encoding="utf-8", newline="") as handle:
         yield handle
+
+
+# -- rows in a chosen format: table, csv or json -----------------------------------------------------------------
+ROW_FORMATS = ("table", "csv", "json")
+# A column: (key, kind). The table shows ``key`` with spaces and formats by kind (text, number, money, time);
+# csv and json carry the exact value under ``key`` (amounts as numbers, times ISO-8601).
+Column = tuple[str, str]
+_CELL_FORMATS: dict[str, Callable[[Any], str]] = {
+    "text": lambda value: "" if value is None else str(value),
+    "number": fmt_number,
+    "money": fmt_money,
+    "time": fmt_time,
+}
+
+
+def row_format_options(command: F) -> F:
+    """``--format table|csv|json`` and ``--out FILE`` (csv and json)."""
+    command = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                           help="Write csv or json to this file instead of stdout.")(command)
+    return click.option("--format", "fmt", type=click.Choice(ROW_FORMATS), default="table", show_default=True,
+                        help="table to read; csv or json with exact values (amounts as numbers, ISO times).")(command)
+
+
+def print_rows(fmt: str, out: Path | None, columns: Sequence[Column], rows: Sequence[Sequence[Any]],
+               *, title: str | None = None) -> None:
+    """``rows`` as a rich table, csv or json (to ``out`` or stdout)."""
+    keys = [key for key, _ in columns]
+    if fmt == "table":
+        if out is not None:
+            raise click.UsageError("--out goes with --format csv or json")
+        print_table(
+            title,
+            [key.replace("_", " ") for key in keys],
+            [[_CELL_FORMATS[kind](cell) for (_, kind), cell in zip(columns, row)] for row in rows],
+            numeric={key.replace("_", " ") for key, kind in columns if kind in ("number", "money")},
+        )
+        return
+    with output_handle(out) as handle:
+        (write_csv if fmt == "csv" else write_json)(handle, keys, rows)
+    if out is not None:
+        click.echo(f"wrote {len(rows)} row(s) to {out}", err=True)

@@ -10,13 +10,14 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ledger.cli.common import CASH, db_option, fail, fmt_money, fmt_percent, ledger_url, print_fields
+from ledger.cli.common import CASH, DECIMAL, db_option, fail, fmt_money, fmt_percent, ledger_url, print_fields
 from ledger.strategies import DEFAULT_STRATEGY, STRATEGIES, get_strategy
 
 if TYPE_CHECKING:
     from ledger.replay import BarData, ReplayJob, ReplaySummary, StepReport
 
 DEFAULT_REPLAY_ACCOUNT = "replay"
+EXIT_JOB_LOCKED = 4
 
 
 @click.command()
@@ -32,6 +33,13 @@ DEFAULT_REPLAY_ACCOUNT = "replay"
               help="; ".join(f"{name}: {cls.summary}" for name, cls in sorted(STRATEGIES.items())) + ".")
 @click.option("--cash", type=CASH, default=None,
               help="Initial cash of a new account (default: config initial_cash, 100000).")
+@click.option("--slippage-bps", type=DECIMAL, default=None,
+              help="Market-order slippage of a new job's run, in bps (default: config). A resumed job keeps its run's.")
+@click.option("--fee-bps", type=DECIMAL, default=None,
+              help="Fee of a new job's run, in bps of the notional (default: config). A resumed job keeps its run's.")
+@click.option("--force-unlock", is_flag=True,
+              help="Take the account's replay lock even from a holder this host cannot check (another host). "
+              "Only when you know that process is gone.")
 @click.option("--verbose", "-v", is_flag=True, help="One line per bar instead of a progress bar.")
 @db_option
 def replay(
@@ -42,6 +50,9 @@ def replay(
     end: str | None,
     strategy: str,
     cash: Decimal | None,
+    slippage_bps: Decimal | None,
+    fee_bps: Decimal | None,
+    force_unlock: bool,
     verbose: bool,
     db: str | None,
 ) -> None:
@@ -53,26 +64,48 @@ def replay(
 
     Resumable: killed at any point and started again with the same options, it continues after the last
     bar it traded and ends in the same state as an uninterrupted run; nothing is ordered twice. Progress
-    is read from the ledger itself. A finished job run again just prints its summary; to replay an account
+    is read from the ledger itself. A finished job run again writes nothing and just prints its summary; to replay an account
     from scratch, `paper-ledger account reset NAME` first (or use another account).
 
-    Summary figures: equity at the last quotes, return on initial cash, max drawdown of the equity marked
-    at every bar, number of fills, fees, and turnover (traded notional / initial cash).
+    One replay at a time per account: a running replay holds the account's `replay` lock (table job_locks),
+    and a second replay of the same account, whatever its strategy or bars, is refused with exit status 4
+    and a line naming the holder's host, pid and start time. A lock left by a killed replay is taken over
+    by the next run on the same host once that pid is gone; a holder on another host cannot be checked from
+    here, so it is refused until you run with --force-unlock (only when you know that process is gone).
+
+    Summary figures: equity at the last quotes, return on initial cash, max drawdown (the account's, as
+    `paper-ledger report` computes it), number of fills, fees, and turnover (traded notional / initial cash).
+
+    Exit status: 0 done (or already finished), 1 error, 2 usage error, 4 another replay holds the account,
+    130 interrupted.
     """
     # Imported here: the replay brings pandas, start-up time the other commands do not need.
-    from ledger.replay import plan_replay
+    from ledger.jobs import JobLockedError
+    from ledger.replay import Costs, start_replay
 
     get_strategy(strategy)
     url = ledger_url(db, must_exist=False)
     data = _bar_data(data_file, symbols, start, end, url)
     click.echo(f"replaying {data.describe()}")
     click.echo(f"strategy {strategy} on account {account!r}, ledger {_shown(url)}")
-    job = plan_replay(data, account=account, strategy=strategy, db_url=url)
-    if job.resume.orders_placed:
-        at = job.resume.index
-        click.echo(f"resuming at bar {at + 1}/{len(data.steps)} ({data.steps[at][0]:%Y-%m-%d}), "
-                   "the last bar this job traded")
-    _print_summary(_run(job, cash, verbose))
+    try:
+        with start_replay(
+            data, account=account, strategy=strategy, db_url=url, initial_cash=cash,
+            costs=Costs(slippage_bps, fee_bps), force_unlock=force_unlock,
+        ) as job:
+            if job.lock is not None and job.lock.taken_over is not None:
+                click.echo(f"took over the replay lock of {job.lock.taken_over.describe()}: that process is gone",
+                           err=True)
+            if job.finished:
+                click.echo("this job already finished: nothing to replay, nothing written")
+            elif job.resume.orders_placed:
+                at = job.resume.index
+                click.echo(f"resuming at bar {at + 1}/{len(data.steps)} ({data.steps[at][0]:%Y-%m-%d}), "
+                           "the last bar this job traded")
+            summary = _run(job, verbose)
+    except JobLockedError as exc:
+        fail(str(exc), EXIT_JOB_LOCKED)
+    _print_summary(summary)
 
 
 def _bar_data(data_file: Path | None, symbols: str | None, start: str | None, end: str | None, url: str) -> BarData:
@@ -99,7 +132,7 @@ def _shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _run(job: ReplayJob, cash: Decimal | None, verbose: bool) -> ReplaySummary:
+def _run(job: ReplayJob, verbose: bool) -> ReplaySummary:
     """Run the job showing one line per bar (--verbose, flushed: scripts can follow it) or a progress bar."""
     from ledger.replay import run_replay
 
@@ -123,7 +156,7 @@ def _run(job: ReplayJob, cash: Decimal | None, verbose: bool) -> ReplaySummary:
 
     try:
         with progress:
-            summary = run_replay(job, initial_cash=cash, on_step=show)
+            summary = run_replay(job, on_step=show)
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume where it stopped", 130)
     if not verbose:  # in verbose mode each bar's line already said it
@@ -133,7 +166,10 @@ def _run(job: ReplayJob, cash: Decimal | None, verbose: bool) -> ReplaySummary:
 
 
 def _print_summary(summary: ReplaySummary) -> None:
-    resumed = "no" if summary.resumed_at is None else f"yes, from bar {summary.resumed_at + 1}"
+    if summary.already_finished:
+        resumed = "already finished"
+    else:
+        resumed = "no" if summary.resumed_at is None else f"yes, from bar {summary.resumed_at + 1}"
     print_fields(
         "summary",
         [
@@ -147,6 +183,6 @@ def _print_summary(summary: ReplaySummary) -> None:
             ("fees", fmt_money(summary.fees)),
             ("turnover", f"{summary.turnover:.2f}x initial cash "
                          f"({fmt_money(summary.traded_notional)} traded)"),
-            ("run", summary.run_id),
+            ("run", summary.run_id or "none (no order placed)"),
         ],
     )

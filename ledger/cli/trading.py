@@ -7,11 +7,13 @@ Quotes belong to an account in this ledger (valuation and resting orders use tha
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import select
 
 from ledger.brokers.paper import PaperBroker
 from ledger.cli.common import (
@@ -19,22 +21,33 @@ from ledger.cli.common import (
     DECIMAL,
     db_option,
     existing_broker,
+    fail,
     fmt_money,
     fmt_number,
     fmt_percent,
-    fmt_time,
     ledger_url,
     print_fields,
+    print_rows,
     print_table,
     reading,
     require_account,
+    row_format_options,
 )
 from ledger.book.accounts import validate_account_name
-from ledger.book.store import accounts as accounts_table
 from ledger.book.store import find_account
 from ledger.constants import DEFAULT_ACCOUNT, ORDER_LIMIT, ORDER_MARKET, ORDER_STATUSES, SIDES
 from ledger.exceptions import LedgerError
-from ledger.queries import orders_stmt, portfolio_value, position_rows
+from ledger.money import round_amount
+from ledger.queries import (
+    accounts_stmt,
+    activity_stmt,
+    orders_with_fill_price_stmt,
+    portfolio_value,
+    position_rows,
+    quotes_stmt,
+)
+
+EXIT_NOT_CANCELED = 3
 
 ACCOUNT_OPTION = click.option(
     "--account", "-a", default=DEFAULT_ACCOUNT, show_default=True, help="The account whose quote this is."
@@ -42,30 +55,21 @@ ACCOUNT_OPTION = click.option(
 
 
 @click.command("accounts")
+@row_format_options
 @db_option
-def accounts_command(db: str | None) -> None:
+def accounts_command(fmt: str, out: Path | None, db: str | None) -> None:
     """List the accounts: epoch, cash, equity (positions at the mid of their last quote), open positions."""
     with reading(db) as conn:
-        rows = []
-        for account in conn.execute(select(accounts_table).order_by(accounts_table.c.name)):
-            rows.append((
-                account.name,
-                account.epoch,
-                fmt_money(account.initial_cash_e6),
-                fmt_money(account.cash_e6),
-                fmt_money(portfolio_value(conn, account.id)),
-                len(position_rows(conn, account.id)),
-                fmt_time(account.created_at),
-            ))
-    if not rows:
+        rows = [
+            (account.name, account.epoch, account.initial_cash_e6, account.cash_e6,
+             round_amount(portfolio_value(conn, account.id)), len(position_rows(conn, account.id)), account.created_at)
+            for account in conn.execute(accounts_stmt())
+        ]
+    if not rows and fmt == "table":
         click.echo("no accounts yet: create one with `paper-ledger account create NAME --cash N`")
         return
-    print_table(
-        None,
-        ("account", "epoch", "initial cash", "cash", "equity", "positions", "created"),
-        rows,
-        numeric={"epoch", "initial cash", "cash", "equity", "positions"},
-    )
+    print_rows(fmt, out, (("account", "text"), ("epoch", "number"), ("initial_cash", "money"), ("cash", "money"),
+                          ("equity", "money"), ("positions", "number"), ("created", "time")), rows)
 
 
 @click.group()
@@ -112,11 +116,12 @@ def account_show(name: str, db: str | None) -> None:
     if frame.empty:
         click.echo("no positions")
         return
-    columns = ("symbol", "qty", "avg cost", "last price", "market value", "unrealized P&L", "realized P&L")
+    columns = ("symbol", "qty", "reserved", "avg cost", "last price", "market value", "unrealized P&L", "realized P&L")
     rows = [
         (
             row.symbol,
             fmt_number(row.qty),
+            fmt_number(row.reserved_qty),
             fmt_money(row.avg_cost),
             fmt_money(row.last_price),
             fmt_money(row.market_value),
@@ -125,7 +130,8 @@ def account_show(name: str, db: str | None) -> None:
         )
         for row in frame.itertuples(index=False)
     ]
-    print_table("positions (last price: mid of the account's last quote)", columns, rows, numeric=set(columns[1:]))
+    print_table("positions (reserved: held by resting sells; last price: mid of the last quote)", columns, rows,
+                numeric=set(columns[1:]))
 
 
 @account.command("reset")
@@ -140,25 +146,47 @@ def account_reset(name: str, cash: Decimal | None, db: str | None) -> None:
     click.echo(f"account {name!r} reset: epoch {state['epoch']}, cash {fmt_money(state['cash'])}")
 
 
-@click.command()
+def cost_options(command: Any) -> Any:
+    """``--slippage-bps`` and ``--fee-bps``: the costs of the run this command opens (default: the config's)."""
+    command = click.option("--fee-bps", type=DECIMAL, default=None,
+                           help="Fee in bps of the notional for this command's orders (default: config fee_bps).")(command)
+    return click.option("--slippage-bps", type=DECIMAL, default=None,
+                        help="Market-order slippage in bps for this command's orders (default: config "
+                        "slippage_bps).")(command)
+
+
+@contextmanager
+def trading_broker(db: str | None, name: str, slippage_bps: Decimal | None, fee_bps: Decimal | None) -> Iterator[PaperBroker]:
+    """A broker on an existing account whose run has these costs (None: the configured ones)."""
+    with reading(db) as conn:
+        require_account(conn, name)
+    with PaperBroker(account=name, db_url=ledger_url(db), slippage_bps=slippage_bps, fee_bps=fee_bps) as broker:
+        yield broker
+
+
+# ignore_unknown_options: a negative QTY such as -5 reaches the broker (which records the rejection) instead
+# of being parsed as an unknown option.
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @click.argument("side", type=click.Choice(SIDES, case_sensitive=False))
 @click.argument("symbol")
 @click.argument("qty", type=DECIMAL)
 @click.option("--limit", "limit_price", type=DECIMAL, default=None, help="Limit price (default: a market order).")
 @click.option("--client-order-id", default=None, help="Your id for the order; resubmitting it returns the original.")
+@cost_options
 @db_option
 def order(
     name: str, side: str, symbol: str, qty: Decimal, limit_price: Decimal | None, client_order_id: str | None,
-    db: str | None,
+    slippage_bps: Decimal | None, fee_bps: Decimal | None, db: str | None,
 ) -> None:
     """Submit an order on account NAME: SIDE (buy/sell) QTY of SYMBOL, at market or --limit PX.
 
     A market order fills at once against the account's last quote for SYMBOL (`quote set` / `quote fetch`);
-    a limit order fills at once when marketable, else rests until a quote crosses it. A rejection is
-    recorded in the ledger and reported as an error.
+    a limit order fills at once when marketable, else rests until a quote crosses it; a resting order keeps
+    the slippage and fee it was submitted with. A rejection (a negative QTY, say: `order alice buy AAPL -5`
+    needs no `--`) is recorded in the ledger and reported as an error.
     """
-    with existing_broker(db, name) as broker:
+    with trading_broker(db, name, slippage_bps, fee_bps) as broker:
         result = broker.submit_order(
             symbol,
             side.upper(),
@@ -189,28 +217,33 @@ def _describe_order(result: dict[str, Any]) -> str:
 @click.command()
 @click.argument("name")
 @click.option("--status", type=click.Choice(ORDER_STATUSES), default=None, help="Only orders with this status.")
+@row_format_options
 @db_option
-def orders(name: str, status: str | None, db: str | None) -> None:
-    """List the orders of account NAME (current epoch), oldest first."""
+def orders(name: str, status: str | None, fmt: str, out: Path | None, db: str | None) -> None:
+    """List the orders of account NAME (current epoch), oldest first.
+
+    fill_price is the average price of the order's fills (empty while unfilled).
+    """
     with reading(db) as conn:
         state = require_account(conn, name)
-        rows = conn.execute(orders_stmt(state.id, status=status)).all()
-    if not rows:
+        found = conn.execute(orders_with_fill_price_stmt(state.id, status=status)).all()
+    if not found and fmt == "table":
         click.echo("no orders" + (f" with status {status}" if status else ""))
         return
-    columns = ("order_id", "submitted", "side", "qty", "symbol", "type", "limit", "status", "filled",
-               "client_order_id", "reason")
-    print_table(
-        None,
-        columns,
-        [
-            (row.order_id, fmt_time(row.submitted_at), row.side, fmt_number(row.qty_e6), row.symbol, row.order_type,
-             fmt_money(row.limit_price_e6), row.status, fmt_number(row.filled_qty_e6), row.client_order_id or "",
-             row.reject_reason or "")
-            for row in rows
-        ],
-        numeric={"qty", "limit", "filled"},
-    )
+    columns = (("order_id", "text"), ("submitted", "time"), ("side", "text"), ("qty", "number"), ("symbol", "text"),
+               ("type", "text"), ("limit", "money"), ("status", "text"), ("filled", "number"),
+               ("fill_price", "money"), ("client_order_id", "text"), ("reason", "text"))
+    rows = [
+        (row.order_id, row.submitted_at, row.side, row.qty_e6, row.symbol, row.order_type, row.limit_price_e6,
+         row.status, row.filled_qty_e6, _average_price(row.filled_notional_e6, row.fills_qty_e6),
+         row.client_order_id, row.reject_reason)
+        for row in found
+    ]
+    print_rows(fmt, out, columns, rows)
+
+
+def _average_price(notional: Decimal | None, qty: Decimal | None) -> Decimal | None:
+    return round_amount(notional / qty) if notional is not None and qty else None
 
 
 @click.command()
@@ -218,10 +251,17 @@ def orders(name: str, status: str | None, db: str | None) -> None:
 @click.argument("order_id")
 @db_option
 def cancel(name: str, order_id: str, db: str | None) -> None:
-    """Cancel the resting order ORDER_ID of account NAME (a finished order just reports its status)."""
+    """Cancel the resting order ORDER_ID of account NAME, releasing the cash or shares it reserved.
+
+    Exit status: 0 canceled; 3 nothing canceled because the order is no longer resting (already filled,
+    canceled or rejected: the line says which); 1 another error (no such order or account).
+    """
     with existing_broker(db, name) as broker:
-        result = broker.cancel_order(order_id)
-    click.echo(f"{result['status']}: order_id={result['order_id']}")
+        before = broker.get_order(order_id)["status"]
+        result = broker.cancel_order(order_id) if before == "new" else {"order_id": order_id, "status": before}
+    if before != "new" or result["status"] != "canceled":
+        fail(f"order {order_id} is {result['status']}, not resting: nothing canceled", EXIT_NOT_CANCELED)
+    click.echo(f"canceled: order_id={result['order_id']}")
 
 
 @click.group()
@@ -273,4 +313,52 @@ def quote_fetch(symbols: tuple[str, ...], account: str, db: str | None) -> None:
         click.echo(f"not priced: {', '.join(missing)}", err=True)
 
 
-COMMANDS = (accounts_command, account, order, orders, cancel, quote)
+@quote.command("list")
+@click.option("--account", "-a", default=DEFAULT_ACCOUNT, show_default=True, help="The account whose quotes to list.")
+@row_format_options
+@db_option
+def quote_list(account: str, fmt: str, out: Path | None, db: str | None) -> None:
+    """List the quotes stored for an account: the last one per symbol, its mid, spread and time."""
+    with reading(db) as conn:
+        state = require_account(conn, account)
+        stored = conn.execute(quotes_stmt(state.id)).all()
+    if not stored and fmt == "table":
+        click.echo(f"no quotes stored for account {state.name!r} (see `paper-ledger quote set --help`)")
+        return
+    rows = []
+    for row in stored:
+        mid = (row.bid_e6 + row.ask_e6) / 2
+        spread_bps = ((row.ask_e6 - row.bid_e6) / mid * 10_000).quantize(Decimal("0.01"))
+        rows.append((row.symbol, row.bid_e6, row.ask_e6, mid, spread_bps, row.bid_size_e6, row.ask_size_e6,
+                     row.quoted_at))
+    print_rows(fmt, out, (("symbol", "text"), ("bid", "money"), ("ask", "money"), ("mid", "money"),
+                          ("spread_bps", "number"), ("bid_size", "number"), ("ask_size", "number"),
+                          ("quoted_at", "time")), rows)
+
+
+@click.command()
+@click.argument("name")
+@row_format_options
+@db_option
+def activity(name: str, fmt: str, out: Path | None, db: str | None) -> None:
+    """Account NAME's cash activity (current epoch) in time order, with the cash balance after each line.
+
+    kind: initial (the epoch's opening deposit), deposit, withdrawal, or fill (with its symbol, side,
+    quantity, price and fee). amount is what the line did to cash: a buy pays notional plus fee, a sell
+    receives notional minus fee.
+    """
+    with reading(db) as conn:
+        state = require_account(conn, name)
+        movements = conn.execute(activity_stmt(state.id)).all()
+    balance = Decimal(0)
+    rows = []
+    for row in movements:
+        balance += row.amount_e6
+        rows.append((row.at, row.kind, row.symbol, row.side, row.qty_e6, row.price_e6, row.fee_e6, row.amount_e6,
+                     balance, row.order_id))
+    print_rows(fmt, out, (("time", "time"), ("kind", "text"), ("symbol", "text"), ("side", "text"),
+                          ("qty", "number"), ("price", "money"), ("fee", "money"), ("amount", "money"),
+                          ("balance", "money"), ("order_id", "text")), rows)
+
+
+COMMANDS = (accounts_command, account, order, orders, cancel, quote, activity)
