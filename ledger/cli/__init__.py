@@ -5,7 +5,7 @@ Commands (``paper-ledger COMMAND --help`` documents each; every one takes ``--db
 - ``replay``: the main job, a strategy trading bars in market time; resumable after a kill.
 - ``db upgrade|current|check|backup``: the schema (Alembic) and consistent SQLite backups.
 - ``accounts``, ``account create|show|reset``: paper accounts.
-- ``order``, ``orders``, ``cancel``; ``quote set|fetch``: trading by hand.
+- ``order``, ``orders``, ``cancel``, ``activity``; ``quote set|fetch|list``: trading by hand.
 - ``fills``, ``export``, ``runs``, ``sql``, ``verify``, ``report``: audit.
 
 Start-up: a command's module is imported only when that command runs, so ``paper-ledger --help`` loads
@@ -36,9 +36,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "orders": ("ledger.cli.trading", "orders",
         "List the orders of account NAME (current epoch), oldest first."),
     "cancel": ("ledger.cli.trading", "cancel",
-        "Cancel the resting order ORDER_ID of account NAME (a finished order just reports its status)."),
+        "Cancel the resting order ORDER_ID of account NAME, releasing the cash or shares it reserved."),
     "quote": ("ledger.cli.trading", "quote",
         "Store quotes (per account) by hand or from the market-data provider."),
+    "activity": ("ledger.cli.trading", "activity",
+        "Account NAME's cash activity (current epoch) in time order, with the cash balance after each line."),
     "fills": ("ledger.cli.audit", "fills",
         "List the fills of account NAME (current epoch), oldest first."),
     "export": ("ledger.cli.audit", "export",

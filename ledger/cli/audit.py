@@ -8,6 +8,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
+from ledger.book.validation import normalize_symbol
 from ledger.book.verify import verify_ledger
 from ledger.cli.common import (
     OUTPUT_FORMATS,
@@ -27,7 +28,6 @@ from ledger.cli.common import (
     require_account,
     write_rows,
 )
-from ledger.book.validation import normalize_symbol
 from ledger.exceptions import LedgerError
 from ledger.export import export_jsonl
 from ledger.queries import RUN_COLUMNS, fills_stmt, portfolio_value, runs_stmt, symbol_totals_stmt

@@ -238,19 +238,21 @@ def require_account(conn: Connection, name: str) -> AccountState:
 
 
 @contextmanager
-def existing_broker(db: str | None, account: str) -> Iterator[PaperBroker]:
-    """A PaperBroker on an account that must already exist (PaperBroker alone would create it).
+def existing_broker(
+    db: str | None, account: str, slippage_bps: Decimal | None = None, fee_bps: Decimal | None = None
+) -> Iterator[PaperBroker]:
+    """A PaperBroker on an account that must already exist (PaperBroker alone would create it); its run has
+    these costs (None: the configured ones).
 
     The commands using it write, so an older schema is migrated first, as opening a broker does.
     """
     from ledger.brokers.paper import PaperBroker
     from ledger.db.engine import read_transaction, translate_db_errors
 
-    
     url, engine = open_ledger(db)
     with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
         require_account(conn, account)
-    with PaperBroker(account=account, db_url=url) as broker:
+    with PaperBroker(account=account, db_url=url, slippage_bps=slippage_bps, fee_bps=fee_bps) as broker:
         yield broker
 
 
@@ -264,7 +266,7 @@ def console(file: IO[str] | None = None) -> Console:
     return Console(file=file, highlight=False, soft_wrap=False, width=width)
 
 
-def fmt_number(value: Decimal | float | int | None, min_places: int = 0) -> str:
+def fmt_number(value: Decimal | float | None, min_places: int = 0) -> str:
     """A number with thousands separators, exactly as stored (up to 6 decimals), at least ``min_places``."""
     if value is None:
         return ""
@@ -425,7 +427,6 @@ def output_handle(out: Path | None) -> Iterator[IO[str]]:
 
 
 # -- rows in a chosen format: table, csv or json -----------------------------------------------------------------
-ROW_FORMATS = ("table", "csv", "json")
 # A column: (key, kind). The table shows ``key`` with spaces and formats by kind (text, number, money, time);
 # csv and json carry the exact value under ``key`` (amounts as numbers, times ISO-8601).
 Column = tuple[str, str]
@@ -438,28 +439,27 @@ _CELL_FORMATS: dict[str, Callable[[Any], str]] = {
 
 
 def row_format_options(command: F) -> F:
-    """``--format table|csv|json`` and ``--out FILE`` (csv and json)."""
-    command = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                           help="Write csv or json to this file instead of stdout.")(command)
-    return click.option("--format", "fmt", type=click.Choice(ROW_FORMATS), default="table", show_default=True,
+    """``--format table|csv|json`` and ``--out FILE``."""
+    command = click.option("--out", type=NonEmptyPath(dir_okay=False, path_type=Path), default=None,
+                           help="Write to this file instead of stdout.")(command)
+    return click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True,
                         help="table to read; csv or json with exact values (amounts as numbers, ISO times).")(command)
 
 
 def print_rows(fmt: str, out: Path | None, columns: Sequence[Column], rows: Sequence[Sequence[Any]],
                *, title: str | None = None) -> None:
-    """``rows`` as a rich table, csv or json (to ``out`` or stdout)."""
+    """``rows`` as a table (cells formatted by their column's kind), csv or json, to ``out`` or stdout."""
     keys = [key for key, _ in columns]
     if fmt == "table":
-        if out is not None:
-            raise click.UsageError("--out goes with --format csv or json")
-        print_table(
-            title,
+        write_rows(
             [key.replace("_", " ") for key in keys],
             [[_CELL_FORMATS[kind](cell) for (_, kind), cell in zip(columns, row)] for row in rows],
+            fmt,
+            out,
             numeric={key.replace("_", " ") for key, kind in columns if kind in ("number", "money")},
+            title=title,
         )
-        return
-    with output_handle(out) as handle:
-        (write_csv if fmt == "csv" else write_json)(handle, keys, rows)
+    else:
+        write_rows(keys, rows, fmt, out)
     if out is not None:
         click.echo(f"wrote {len(rows)} row(s) to {out}", err=True)

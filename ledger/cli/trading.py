@@ -7,14 +7,14 @@ Quotes belong to an account in this ledger (valuation and resting orders use tha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ledger.book.accounts import validate_account_name
+from ledger.book.store import find_account
 from ledger.brokers.paper import PaperBroker
 from ledger.cli.common import (
     CASH,
@@ -33,8 +33,6 @@ from ledger.cli.common import (
     require_account,
     row_format_options,
 )
-from ledger.book.accounts import validate_account_name
-from ledger.book.store import find_account
 from ledger.constants import DEFAULT_ACCOUNT, ORDER_LIMIT, ORDER_MARKET, ORDER_STATUSES, SIDES
 from ledger.exceptions import LedgerError
 from ledger.money import round_amount
@@ -155,15 +153,6 @@ def cost_options(command: Any) -> Any:
                         "slippage_bps).")(command)
 
 
-@contextmanager
-def trading_broker(db: str | None, name: str, slippage_bps: Decimal | None, fee_bps: Decimal | None) -> Iterator[PaperBroker]:
-    """A broker on an existing account whose run has these costs (None: the configured ones)."""
-    with reading(db) as conn:
-        require_account(conn, name)
-    with PaperBroker(account=name, db_url=ledger_url(db), slippage_bps=slippage_bps, fee_bps=fee_bps) as broker:
-        yield broker
-
-
 # ignore_unknown_options: a negative QTY such as -5 reaches the broker (which records the rejection) instead
 # of being parsed as an unknown option.
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -186,7 +175,7 @@ def order(
     the slippage and fee it was submitted with. A rejection (a negative QTY, say: `order alice buy AAPL -5`
     needs no `--`) is recorded in the ledger and reported as an error.
     """
-    with trading_broker(db, name, slippage_bps, fee_bps) as broker:
+    with existing_broker(db, name, slippage_bps, fee_bps) as broker:
         result = broker.submit_order(
             symbol,
             side.upper(),
