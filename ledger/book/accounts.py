@@ -16,6 +16,7 @@ from ledger.book.orders import release_resting
 from ledger.book.store import AccountState, Store
 from ledger.book.validation import ledger_id, printable
 from ledger.exceptions import AccountMismatchError, LedgerError
+from ledger.money import plain
 
 ACCOUNT_NAME_MAX = 64
 
@@ -51,8 +52,9 @@ def open_account(
             return account
     if explicit_cash is not None and explicit_cash != account.initial_cash:
         raise AccountMismatchError(
-            f"account {name!r} exists with initial cash {account.initial_cash:f}; got initial_cash={explicit_cash:f}. "
-            "Omit initial_cash to resume it, use reset(initial_cash=...) to start over, or pick another account."
+            f"account {printable(name, 64)!r} exists with initial cash {plain(account.initial_cash)}; "
+            f"got initial cash {plain(explicit_cash)}. Open it without an initial cash to resume it, "
+            "reset the account with a new initial cash to start over, or pick another account."
         )
     return account
 

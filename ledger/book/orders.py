@@ -26,6 +26,7 @@ from ledger.exceptions import (
     OrderNotFoundError,
     OrderRejectedError,
 )
+from ledger.money import plain
 
 ZERO = Decimal(0)
 
@@ -81,8 +82,8 @@ def record_invalid_order(store: Store, ctx: TradingContext, invalid: InvalidOrde
         "symbol": invalid.symbol,
         "side": invalid.side,
         "order_type": invalid.order_type,
-        "qty_e6": None,
-        "limit_price_e6": None,
+        "qty_e6": invalid.qty,
+        "limit_price_e6": invalid.limit_price,
     }
     outcome = _reject(store, values, OrderRejectedError(invalid.symbol, invalid.reason))
     store.flush(now)
@@ -153,7 +154,9 @@ def place_order(
             if not _same_parameters(order, request):
                 raise ClientOrderIdConflictError(
                     f"client_order_id {request.client_order_id!r} already names order {order['order_id']} "
-                    f"({order['side']} {order['qty_e6']} {order['symbol']} {order['order_type']}); "
+                    f"({order['side']} {plain(order['qty_e6'])} {order['symbol']} {order['order_type']}"
+                    + ("" if order["limit_price_e6"] is None else f" {plain(order['limit_price_e6'])}")
+                    + "); "
                     "a different order needs a different id"
                 )
             return SubmitOutcome(order, fill=fill, replayed=True)
