@@ -90,3 +90,34 @@ def test_account_mismatch_message_does_not_name_a_library_call(make_broker, brok
         make_broker(initial_cash=5)
     assert "reset the account with a new initial cash" in str(caught.value)
     assert "reset(" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["bad\x1b[31mred", "tab\there", "new\nline", " lead", "trail ", "x" * 65, "é-accent", "", "semi;colon"]
+)
+def test_new_account_names_follow_the_strict_rule(make_broker, name):
+    with pytest.raises(ValueError, match="account name must be 1-64 characters: ASCII letters"):
+        make_broker(account=name)
+
+
+@pytest.mark.parametrize("name", ["alice", "Alice", "team.alpha_1", "a-b@c+d", "two words", "x" * 64])
+def test_new_account_names_within_the_rule_are_kept_exactly_and_case_sensitive(make_broker, name):
+    assert make_broker(account=name).get_account()["account"] == name
+
+
+def test_names_differing_only_in_case_are_different_accounts(make_broker):
+    make_broker(account="Alice", initial_cash=10)
+    assert make_broker(account="alice", initial_cash=20).get_cash() == 20
+
+
+def test_an_existing_account_with_an_old_style_name_stays_openable(make_broker, db_url):
+    from sqlalchemy import update
+
+    from ledger.book.store import accounts
+
+    make_broker(account="plain", initial_cash=10).close()
+    odd = " old\x1b[31mname"
+    with get_engine(db_url).begin() as conn:
+        conn.execute(update(accounts).where(accounts.c.name == "plain").values(name=odd))
+    reopened = make_broker(account=odd, initial_cash=None)
+    assert reopened.get_cash() == 10 and reopened.get_account()["account"] == odd

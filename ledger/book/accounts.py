@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from datetime import datetime
@@ -19,12 +20,29 @@ from ledger.exceptions import AccountMismatchError, LedgerError
 from ledger.money import plain
 
 ACCOUNT_NAME_MAX = 64
+# New names: ASCII letters, digits, . _ - @ + and inner spaces; case-sensitive ("Alice" and "alice" differ).
+_ACCOUNT_NAME_PATTERN = re.compile(r"[A-Za-z0-9._@+\-]([A-Za-z0-9._@+\- ]*[A-Za-z0-9._@+\-])?")
+ACCOUNT_NAME_RULE = (
+    f"1-{ACCOUNT_NAME_MAX} characters: ASCII letters, digits, '.', '_', '-', '@', '+' and spaces "
+    "(not at the start or end); case-sensitive"
+)
 
 
 def validate_account_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > ACCOUNT_NAME_MAX or "\x00" in name:
-        raise ValueError(f"account name must be 1-{ACCOUNT_NAME_MAX} characters, got {name!r}"[:200])
-    return name.strip()
+    """The name of a NEW account, checked against the strict rule (``ACCOUNT_NAME_RULE``); returned unchanged."""
+    if not isinstance(name, str) or len(name) > ACCOUNT_NAME_MAX or not _ACCOUNT_NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"account name must be {ACCOUNT_NAME_RULE}; got {printable(name, 80)!r}")
+    return name
+
+
+def account_lookup_name(name: object) -> str:
+    """A name that may name an EXISTING account: any 1-64 characters without NUL, used exactly as given.
+
+    Accounts created before the strict rule keep their names and stay openable; new ones must follow the rule.
+    """
+    if not isinstance(name, str) or not name or len(name) > ACCOUNT_NAME_MAX or "\x00" in name:
+        raise ValueError(f"account name must be {ACCOUNT_NAME_RULE}; got {printable(name, 80)!r}")
+    return name
 
 
 def open_account(
@@ -37,6 +55,7 @@ def open_account(
     """
     account = store.find_account(conn, name, lock=True)
     if account is None:
+        validate_account_name(name)
         cash = default_cash if explicit_cash is None else explicit_cash
         try:
             with conn.begin_nested():

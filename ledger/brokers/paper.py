@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ledger.book.accounts import end_run, open_account, reset_account, resume_run, start_run, validate_account_name
+from ledger.book.accounts import account_lookup_name, end_run, open_account, reset_account, resume_run, start_run
 from ledger.book.orders import (
     SubmitOutcome,
     TradingContext,
@@ -77,7 +77,7 @@ class PaperBroker:
         run_id: str | None = None,
     ):
         self._clock = clock or system_clock
-        name = validate_account_name(account)
+        name = account_lookup_name(account)
         explicit_cash = None if initial_cash is None else validate_cash(initial_cash)
         explicit_slippage = None if slippage_bps is None else validate_bps(slippage_bps, "slippage_bps")
         explicit_fee = None if fee_bps is None else validate_bps(fee_bps, "fee_bps")

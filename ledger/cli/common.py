@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.book.accounts import validate_account_name
+from ledger.book.accounts import account_lookup_name
 from ledger.book.store import AccountState, find_account
 from ledger.brokers.paper import PaperBroker
 from ledger.db.engine import describe_db_error, get_engine, read_transaction, resolve_db_url, translate_db_errors
@@ -169,7 +169,7 @@ def reading(db: str | None, *, must_exist: bool = True) -> Iterator[Connection]:
 
 def require_account(conn: Connection, name: str) -> AccountState:
     """The account named ``name``; LedgerError "no such account" otherwise (nothing is created)."""
-    name = validate_account_name(name)  # a bounded, clear error before a 10k-character name is echoed back
+    name = account_lookup_name(name)  # a bounded, clear error before a 10k-character name is echoed back
     account = find_account(conn, name)
     if account is None:
         raise LedgerError(f"no such account {name!r} (list them with `paper-ledger accounts`; create one with "
