@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, case, column, func, select, table
 
-from ledger.book.store import accounts, fills, orders, positions, quotes
+from ledger.book.store import accounts, cash_movements, fills, orders, positions, quotes
 
 # The audit view of daily P&L (migration 0002); views are not in the models' metadata.
 v_daily_pnl = table(
@@ -65,6 +65,28 @@ def portfolio_value(conn: Connection, account_id: int) -> Decimal:
         mid = mark_price(row.bid_e6, row.ask_e6)
         value += row.cost_basis_e6 if mid is None else row.qty_e6 * mid
     return value
+
+
+def net_deposits(conn: Connection, account_id: int) -> Decimal:
+    """Deposits minus withdrawals of the account's current epoch."""
+    total = conn.execute(
+        select(func.sum(cash_movements.c.amount_e6, type_=cash_movements.c.amount_e6.type)).where(
+            cash_movements.c.account_id == account_id,
+            cash_movements.c.epoch == _current_epoch(account_id),
+            cash_movements.c.kind.in_(("deposit", "withdrawal")),
+        )
+    ).scalar_one()
+    return Decimal(0) if total is None else total
+
+
+def capital(conn: Connection, account_id: int) -> Decimal:
+    """What the epoch's return is measured against: its initial cash plus net deposits."""
+    return account_row(conn, account_id).initial_cash_e6 + net_deposits(conn, account_id)
+
+
+def total_return(equity: Decimal, capital: Decimal) -> Decimal | None:
+    """equity / (initial cash + net deposits) - 1; None when no capital was put in."""
+    return equity / capital - 1 if capital > 0 else None
 
 
 def fills_stmt(

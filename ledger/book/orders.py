@@ -75,7 +75,7 @@ def _base_values(ctx: TradingContext, account: AccountState, now: datetime) -> d
 
 def record_invalid_order(store: Store, ctx: TradingContext, invalid: InvalidOrder, now: datetime) -> SubmitOutcome:
     """Keep an order that failed validation for audit, as submitted (it never holds a client_order_id)."""
-    account = store.lock_account(ctx.account_id)
+    account = store.lock_account(ctx.account_id, now)
     values = {
         **_base_values(ctx, account, now),
         "client_order_id": None,
@@ -95,7 +95,7 @@ def submit_order(store: Store, ctx: TradingContext, request: OrderRequest, now: 
 
     A rejection is recorded (the caller commits it, then raises ``outcome.error``).
     """
-    account = store.lock_account(ctx.account_id)
+    account = store.lock_account(ctx.account_id, now)
     outcome = place_order(store, ctx, account, request, now)
     store.flush(now)
     return outcome
@@ -107,7 +107,7 @@ def submit_orders(store: Store, ctx: TradingContext, requests: list[OrderRequest
     On the first order that would be rejected, raises its error (the same type, the message naming the order's
     index) before anything is written; the caller's transaction then rolls back.
     """
-    account = store.lock_account(ctx.account_id)
+    account = store.lock_account(ctx.account_id, now)
     store.reserve_keys(len(requests))
     outcomes = []
     for index, request in enumerate(requests):
@@ -264,7 +264,7 @@ def cancel_order(store: Store, ctx: TradingContext, order_id: str, now: datetime
     """Cancel a resting order and release its reservation; a finished order just reports its status."""
     if ledger_id(order_id) is None:
         raise OrderNotFoundError(printable(order_id, 40))
-    account = store.lock_account(ctx.account_id)
+    account = store.lock_account(ctx.account_id, now)
     order = store.order(account.id, order_id)
     if order is None:
         raise OrderNotFoundError(order_id)

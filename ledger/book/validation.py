@@ -197,3 +197,11 @@ def validate_cash(value: object, what: str = "initial_cash") -> Decimal:
     if cash < 0:
         raise ValueError(f"{what} must be >= 0, got {plain(value)}")
     return cash
+
+
+def validate_cash_amount(value: object, what: str) -> Decimal:
+    """A deposit or withdrawal: a positive number, exact to six decimals, below the 10^12 bound."""
+    amount = validate_cash(value, what)
+    if amount == 0:
+        raise ValueError(f"{what} must be > 0, got {plain(value)}")
+    return amount

@@ -68,10 +68,10 @@ def replay(
     click.echo(f"replaying {data.describe()}")
     click.echo(f"strategy {strategy} on account {account!r}, ledger {_shown(url)}")
     job = plan_replay(data, account=account, strategy=strategy, db_url=url)
-    if job.resume.orders_placed:
+    if job.resume.resumed:
         at = job.resume.index
         click.echo(f"resuming at bar {at + 1}/{len(data.steps)} ({data.steps[at][0]:%Y-%m-%d}), "
-                   "the last bar this job traded")
+                   "the last bar this job stored")
     _print_summary(_run(job, cash, verbose))
 
 

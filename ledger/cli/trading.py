@@ -34,7 +34,7 @@ from ledger.book.store import accounts as accounts_table
 from ledger.book.store import find_account
 from ledger.constants import DEFAULT_ACCOUNT, ORDER_LIMIT, ORDER_MARKET, ORDER_STATUSES, SIDES
 from ledger.exceptions import LedgerError
-from ledger.queries import orders_stmt, portfolio_value, position_rows
+from ledger.queries import capital, orders_stmt, portfolio_value, position_rows, total_return
 
 ACCOUNT_OPTION = click.option(
     "--account", "-a", default=DEFAULT_ACCOUNT, show_default=True, help="The account whose quote this is."
@@ -97,6 +97,7 @@ def account_show(name: str, db: str | None) -> None:
     with reading(db) as conn:
         state = require_account(conn, name)
         equity = portfolio_value(conn, state.id)
+        invested = capital(conn, state.id)
         frame = positions_frame(conn, name)
     print_fields(
         f"account {state.name} (epoch {state.epoch})",
@@ -106,7 +107,8 @@ def account_show(name: str, db: str | None) -> None:
             ("reserved cash", fmt_money(state.reserved_cash)),
             ("available cash", fmt_money(state.available_cash)),
             ("equity", fmt_money(equity)),
-            ("return", fmt_percent(equity / state.initial_cash - 1) if state.initial_cash else "n/a"),
+            ("return (on initial cash + net deposits)",
+             "n/a" if (gain := total_return(equity, invested)) is None else fmt_percent(gain)),
         ],
     )
     if frame.empty:
@@ -126,6 +128,28 @@ def account_show(name: str, db: str | None) -> None:
         for row in frame.itertuples(index=False)
     ]
     print_table("positions (last price: mid of the account's last quote)", columns, rows, numeric=set(columns[1:]))
+
+
+@account.command("deposit")
+@click.argument("name")
+@click.argument("amount", type=CASH)
+@db_option
+def account_deposit(name: str, amount: Decimal, db: str | None) -> None:
+    """Add AMOUNT of cash to account NAME (a `deposit` cash movement; returns count it as capital)."""
+    with existing_broker(db, name) as broker:
+        state = broker.deposit(amount)
+    click.echo(f"deposited {fmt_money(amount)} into {name!r}: cash {fmt_money(state['cash'])}")
+
+
+@account.command("withdraw")
+@click.argument("name")
+@click.argument("amount", type=CASH)
+@db_option
+def account_withdraw(name: str, amount: Decimal, db: str | None) -> None:
+    """Take AMOUNT of cash out of account NAME (at most its available cash)."""
+    with existing_broker(db, name) as broker:
+        state = broker.withdraw(amount)
+    click.echo(f"withdrew {fmt_money(amount)} from {name!r}: cash {fmt_money(state['cash'])}")
 
 
 @account.command("reset")
