@@ -25,6 +25,8 @@ def update_quote(store: Store, ctx: TradingContext, quote: QuoteInput, now: date
         store.reserve_keys(len(crossed))
         position = store.position(account, quote.symbol)
         for order in crossed:
-            fills.append(fill_resting(store, account, position, order, snapshot, ctx.run_id, now))
+            fill = fill_resting(store, account, position, order, snapshot, ctx.run_id, now)
+            if fill is not None:
+                fills.append(fill)
     store.flush(now)  # the fills, and the account's advanced clock
     return fills
