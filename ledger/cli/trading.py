@@ -107,8 +107,7 @@ def account_show(name: str, db: str | None) -> None:
             ("reserved cash", fmt_money(state.reserved_cash)),
             ("available cash", fmt_money(state.available_cash)),
             ("equity", fmt_money(equity)),
-            ("return (on initial cash + net deposits)",
-             "n/a" if (gain := total_return(equity, invested)) is None else fmt_percent(gain)),
+            ("return", "n/a" if (gain := total_return(equity, invested)) is None else fmt_percent(gain)),
         ],
     )
     if frame.empty:
