@@ -64,19 +64,17 @@ def assert_named(broker, description: str) -> None:
     assert any(problem.startswith(description) for problem in problems), problems
 
 
-def test_cash_law(ledger):
-    damage(ledger.db_url, update(accounts).values(cash_e6=accounts.c.cash_e6 + 1))
-    assert_named(ledger, law("cash differs"))
-
-
-def test_reserved_cash_law(ledger):
-    damage(ledger.db_url, update(accounts).values(reserved_cash_e6=accounts.c.reserved_cash_e6 + 1))
-    assert_named(ledger, law("reserved cash"))
-
-
-def test_position_quantity_law(ledger):
-    damage(ledger.db_url, update(positions).values(qty_e6=positions.c.qty_e6 + 1))
-    assert_named(ledger, law("position differs"))
+@pytest.mark.parametrize(
+    ("law_start", "table", "column"),
+    [
+        ("cash differs", accounts, "cash_e6"),
+        ("reserved cash", accounts, "reserved_cash_e6"),
+        ("position differs", positions, "qty_e6"),
+    ],
+)
+def test_balance_laws(ledger, law_start, table, column):
+    damage(ledger.db_url, update(table).values({column: table.c[column] + 1}))
+    assert_named(ledger, law(law_start))
 
 
 def test_position_missing_for_fills_is_caught_by_the_position_quantity_law(ledger):
@@ -84,14 +82,12 @@ def test_position_missing_for_fills_is_caught_by_the_position_quantity_law(ledge
     assert_named(ledger, law("position differs"))
 
 
-def test_realized_pnl_law(ledger):
-    damage(ledger.db_url, update(positions).values(realized_pnl_e6=positions.c.realized_pnl_e6 + 1))
-    assert_named(ledger, law("position's realized P&L"))
-
-
-def test_reserved_shares_law(ledger):
-    damage(ledger.db_url, update(positions).values(reserved_qty_e6=positions.c.reserved_qty_e6 + 1))
-    assert_named(ledger, law("position's reserved shares"))
+@pytest.mark.parametrize(
+    ("law_start", "column"), [("position's realized P&L", "realized_pnl_e6"), ("position's reserved shares", "reserved_qty_e6")]
+)
+def test_position_laws(ledger, law_start, column):
+    damage(ledger.db_url, update(positions).values({column: positions.c[column] + 1}))
+    assert_named(ledger, law(law_start))
 
 
 def test_fill_belongs_to_a_matching_order_law(ledger):
