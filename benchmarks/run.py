@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.references import FloorLedger, SeedBroker, open_sqlite_floor
+from ledger.exceptions import OrderRejectedError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN")
@@ -138,6 +139,10 @@ def open_floor(connect: Callable[[], Any], db_url: str) -> FloorLedger:
 
     broker = open_broker(db_url)
     account_id, run_id = broker.account_id, broker.run_id
+    try:  # a broker writes its run with its first order: a recorded (rejected) order, no balance changes
+        broker.submit_order("FLOOR", "BUY", 0)
+    except OrderRejectedError:
+        pass
     broker.close()
     dispose_engines()
     floor = FloorLedger(

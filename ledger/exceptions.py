@@ -52,8 +52,16 @@ class InvalidQuoteError(BrokerError):
     """A quote is not usable: NaN, infinite, non-positive prices or bid above ask."""
 
 
+class CashMovementError(BrokerError):
+    """A deposit or withdrawal was refused (a withdrawal beyond available cash, an amount past the bounds)."""
+
+
 class ClientOrderIdConflictError(BrokerError):
     """A client_order_id was reused with different order parameters."""
+
+
+class ClockWentBackwardsError(LedgerError):
+    """A write on an account was stamped earlier than the account's clock (``accounts.clock_at``)."""
 
 
 class AccountMismatchError(LedgerError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from numbers import Real
+from numbers import Integral, Real
 
 SCALE_DIGITS = 6
 SCALE = 10**SCALE_DIGITS
@@ -21,6 +21,31 @@ BPS = Decimal(10_000)
 
 class AmountError(ValueError):
     """A number handed to the ledger is not a usable finite decimal."""
+
+
+class AmountLimitError(AmountError):
+    """A computed amount (notional, fee, cash after a fill, position, cost basis, P&L) would reach MAX_AMOUNT."""
+
+
+def plain(value: object) -> str:
+    """A number as a person writes it in a message (``-5``, ``0``, ``0.1``), never a Python repr such as
+    ``Decimal('0')`` or ``np.int64(-5)``; anything that is not a number is shown as its (short) repr."""
+    if isinstance(value, bool) or not isinstance(value, (Decimal, Real)):
+        return repr(value)[:60]
+    if not isinstance(value, Decimal):
+        value = Decimal(int(value)) if isinstance(value, Integral) else Decimal(repr(float(value)))
+    if not value.is_finite():
+        return str(value).lower()
+    value = value.normalize()
+    return format(value, "f") if -7 < value.adjusted() < 16 else str(value)  # 1E+400, not 400 digits
+
+
+def bounded(value: Decimal, what: str) -> Decimal:
+    """``value`` if its magnitude is below MAX_AMOUNT, the bound on every amount the ledger stores; else
+    AmountLimitError. Called on computed amounts before they are rounded or written."""
+    if abs(value) >= MAX_AMOUNT:
+        raise AmountLimitError(f"{what} would be {plain(round(value))}, beyond the ledger's limit of 10^12")
+    return value
 
 
 def to_decimal(value: object, what: str) -> Decimal:
@@ -38,14 +63,14 @@ def to_decimal(value: object, what: str) -> Decimal:
     elif isinstance(value, float) or isinstance(value, Real):
         as_float = float(value)
         if math.isnan(as_float) or math.isinf(as_float):
-            raise AmountError(f"{what} must be finite, got {as_float!r}")
+            raise AmountError(f"{what} must be finite, got {plain(as_float)}")
         result = Decimal(repr(as_float))
     else:
         raise AmountError(f"{what} must be a number, got {type(value).__name__}")
     if not result.is_finite():
-        raise AmountError(f"{what} must be finite, got {value!r}")
+        raise AmountError(f"{what} must be finite, got {plain(value)}")
     if abs(result) >= MAX_AMOUNT:
-        raise AmountError(f"{what} is out of range: {value!r} (limit {MAX_AMOUNT:.0e})")
+        raise AmountError(f"{what} is out of range: {plain(value)} (limit 10^12)")
     return result
 
 

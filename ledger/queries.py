@@ -81,6 +81,28 @@ def portfolio_value(conn: Connection, account_id: int) -> Decimal:
     return value
 
 
+def net_deposits(conn: Connection, account_id: int) -> Decimal:
+    """Deposits minus withdrawals of the account's current epoch."""
+    total = conn.execute(
+        select(func.sum(cash_movements.c.amount_e6, type_=cash_movements.c.amount_e6.type)).where(
+            cash_movements.c.account_id == account_id,
+            cash_movements.c.epoch == _current_epoch(account_id),
+            cash_movements.c.kind.in_(("deposit", "withdrawal")),
+        )
+    ).scalar_one()
+    return Decimal(0) if total is None else total
+
+
+def capital(conn: Connection, account_id: int) -> Decimal:
+    """What the epoch's return is measured against: its initial cash plus net deposits."""
+    return account_row(conn, account_id).initial_cash_e6 + net_deposits(conn, account_id)
+
+
+def total_return(equity: Decimal, capital: Decimal) -> Decimal | None:
+    """equity / (initial cash + net deposits) - 1; None when no capital was put in."""
+    return equity / capital - 1 if capital > 0 else None
+
+
 def fills_stmt(
     account_id: int,
     *,

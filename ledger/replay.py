@@ -66,7 +66,7 @@ from ledger.db.migrate import ensure_schema
 from ledger.exceptions import LedgerError, OrderRejectedError
 from ledger.jobs import JobLock, acquire_job_lock
 from ledger.money import round_amount, to_decimal
-from ledger.queries import account_row, fills_stmt, portfolio_value, position_rows, quotes_stmt
+from ledger.queries import account_row, capital, fills_stmt, portfolio_value, position_rows, quotes_stmt, total_return
 from ledger.reports import account_max_drawdown
 from ledger.strategies import OrderIntent, Portfolio, get_strategy
 
@@ -181,9 +181,19 @@ class ResumePoint:
     orders_placed: bool
     run_id: str | None
 
+    @property
+    def resumed(self) -> bool:
+        """True when an earlier run of the job stored something (the job goes on rather than starts)."""
+        return self.index > 0 or self.orders_placed
+
 
 def find_resume_point(conn: Connection, account: AccountState, key: str, data: BarData) -> ResumePoint:
-    """The bar of the job's latest order in the account's current epoch (bar 0 when it has none)."""
+    """Where the job goes on: the bar at the account's clock, or the bar of the job's latest order when that is
+    the same bar (its orders are placed: it is not decided again). Bar 0 for a fresh account.
+
+    Broker time never goes backwards, so a killed run resumes at the last bar it stored anything for (its
+    quotes may have run ahead of its orders); the bars before it only feed the strategy.
+    """
     in_epoch = and_(orders.c.account_id == account.id, orders.c.epoch == account.epoch)
     is_job_order = orders.c.client_order_id.startswith(f"{key}:", autoescape=True)
     foreign = conn.execute(
@@ -192,18 +202,22 @@ def find_resume_point(conn: Connection, account: AccountState, key: str, data: B
     if foreign is not None:
         raise LedgerError(
             f"account {account.name!r} holds orders this replay did not place (e.g. {foreign.order_id}); "
-            f"replay into another account, or start this one afresh with: paper-ledger account reset {account.name}"
+            "replay into another account (a reset keeps the account's clock, so older bars cannot be replayed into it)"
         )
+    clock_bar = max(
+        (index for index, (stamp, _) in enumerate(data.steps) if stamp <= account.clock_at), default=0
+    )
     latest = conn.execute(
         select(orders.c.client_order_id, orders.c.run_id).where(in_epoch, is_job_order).order_by(orders.c.id.desc()).limit(1)
     ).first()
     if latest is None:
-        return ResumePoint(0, False, None)
+        return ResumePoint(clock_bar, False, None)
     bar_time = latest.client_order_id.split(":")[1]
     indexes = {stamp.strftime(_TIME_FORMAT): index for index, (stamp, _) in enumerate(data.steps)}
     if bar_time not in indexes:
         raise LedgerError(f"order {latest.client_order_id} of this job names a bar the data does not have")
-    return ResumePoint(indexes[bar_time], True, latest.run_id)
+    order_bar = indexes[bar_time]
+    return ResumePoint(max(order_bar, clock_bar), order_bar >= clock_bar, latest.run_id)
 
 
 @dataclass(frozen=True)
@@ -378,8 +392,6 @@ def run_replay(job: ReplayJob, *, on_step: Callable[[StepReport], None] | None =
                 continue
             job.lock.heartbeat()
             already_decided = index == resume.index and resume.orders_placed
-            if already_decided:
-                _restore_quotes(broker, clock, job.data, index)
             clock.now = stamp
             quotes = {symbol: bar_quote(symbol, bars[symbol], stamp) for symbol in sorted(bars)}
             for symbol, (bid, ask) in quotes.items():
@@ -398,23 +410,6 @@ def run_replay(job: ReplayJob, *, on_step: Callable[[StepReport], None] | None =
 def _report(on_step: Callable[[StepReport], None] | None, report: StepReport) -> None:
     if on_step is not None:
         on_step(report)
-
-
-def _restore_quotes(broker: PaperBroker, clock: MarketClock, data: BarData, index: int) -> None:
-    """Set every symbol absent from bar ``index`` to its quote as of that bar, at its own bar time.
-
-    A killed run may have stored later bars' quotes; positions must be marked as an uninterrupted run
-    marks them when the strategy decides again.
-    """
-    present = set(data.steps[index][1])
-    latest: dict[str, tuple[datetime, dict[str, float]]] = {}
-    for stamp, bars in data.steps[:index]:
-        latest.update((symbol, (stamp, bar)) for symbol, bar in bars.items() if symbol not in present)
-    for symbol in sorted(latest):
-        stamp, bar = latest[symbol]
-        clock.now = stamp
-        bid, ask = bar_quote(symbol, bar, stamp)
-        broker.set_quote(symbol, bid, ask)
 
 
 def ledger_portfolio(
@@ -466,6 +461,7 @@ def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
         state = find_account(conn, job.account)
         assert state is not None, "the replay's broker created the account"
         initial_cash = state.initial_cash
+        invested = capital(conn, state.id)
         equity = portfolio_value(conn, state.id)
         fills = conn.execute(fills_stmt(state.id)).all()
         drawdown = account_max_drawdown(conn, job.account)
@@ -492,11 +488,11 @@ def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
         job=job.key,
         run_id=run_id,
         bars=len(job.data.steps),
-        resumed_at=job.resume.index if job.resume.orders_placed else None,
+        resumed_at=job.resume.index if job.resume.resumed else None,
         already_finished=job.finished,
         initial_cash=initial_cash,
         equity=equity,
-        total_return=(equity / initial_cash - 1) if initial_cash else Decimal(0),
+        total_return=total_return(equity, invested) or Decimal(0),
         max_drawdown=drawdown,
         trades=len(fills),
         fees=sum((fill.fee_e6 for fill in fills), Decimal(0)),

@@ -121,7 +121,9 @@ def test_read_only_ledger_file_gives_a_clear_error_and_stays_byte_identical(
 def test_read_only_uri_gives_a_clear_error_and_writes_nothing(ledger_file: Path) -> None:
     before = sha256(ledger_file)
     with pytest.raises(DatabaseError, match="read-only"):
-        PaperBroker(db_url=f"sqlite:///file:{ledger_file}?mode=ro&uri=true")
+        # Opening an existing account writes nothing (its run is written lazily): the first write fails.
+        with PaperBroker(db_url=f"sqlite:///file:{ledger_file}?mode=ro&uri=true") as broker:
+            broker.set_quote("AAPL", bid=150.0, ask=150.1)
     dispose_engines()
     assert sha256(ledger_file) == before
 

@@ -157,7 +157,7 @@ def test_export_and_runs(run, traded, tmp_path):
     record = json.loads(day_file.read_text().splitlines()[0])
     assert (record["symbol"], record["qty"], record["fill_price"]) == ("AAPL", 10.0, 150.17505)
     runs_table = run("runs", "alice").stdout
-    assert runs_table.count("\n│ ") == 4  # create, quote set and two orders: one run per writing command
+    assert runs_table.count("\n│ ") == 2  # the two orders: a run is written with its first order, fill or cash
 
 
 def test_sql_reads_the_audit_views_in_every_format(run, traded):

@@ -95,8 +95,11 @@ def test_hostile_cli_input_is_refused_in_one_line_and_changes_nothing(alice: str
     assert problems == []
     after = table_snapshot(alice)
     # Rejected orders are recorded for audit (orders + order_events rows); nothing else may change.
+    # The account's row may only move its broker clock (clock_at, updated_at): every refused write is stamped.
+    balances = [row[:6] for row in before["accounts"]]  # id, name, epoch, initial cash, cash, reserved cash
+    assert [row[:6] for row in after["accounts"]] == balances
     changed = {name for name in before if before[name] != after[name]}
-    assert changed <= {"orders", "order_events", "runs"}, changed
+    assert changed <= {"orders", "order_events", "runs", "accounts"}, changed
     new_orders = [row for row in after["orders"] if row not in before["orders"]]
     assert all("rejected" in row for row in new_orders), new_orders
     assert len(HOSTILE) == 44

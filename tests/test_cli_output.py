@@ -78,15 +78,16 @@ def test_sql_csv_writes_blobs_as_hex_not_python_reprs(run, traded, engine_name):
 
 def test_runs_in_every_format_to_stdout_and_to_a_file(run, traded, tmp_path):
     table = run("runs", "alice").stdout
-    assert table.count("\n│ ") == 3  # account create, quote set, order: one run each
+    # Runs are written with their first order, fill or cash movement: account create and quote set leave none.
+    assert table.count("\n│ ") == 1
     rows = list(csv.DictReader(io.StringIO(run("runs", "alice", "--format", "csv").stdout)))
-    assert len(rows) == 3 and [row["fill_count"] for row in rows] == ["0", "0", "1"]
+    assert len(rows) == 1 and [row["fill_count"] for row in rows] == ["1"]
     assert rows[0]["started_at"] and rows[0]["ended_at"]
     records = strict_json(run("runs", "alice", "--format", "json").stdout)
-    assert [record["order_count"] for record in records] == [0, 0, 1]
-    assert float(records[2]["slippage_bps"]) == float(rows[2]["slippage_bps"])
+    assert [record["order_count"] for record in records] == [1]
+    assert float(records[0]["slippage_bps"]) == float(rows[0]["slippage_bps"])
     out = tmp_path / "runs.json"
-    assert f"wrote 3 runs to {out}" in run("runs", "alice", "--format", "json", "--out", str(out)).stdout
+    assert f"wrote 1 runs to {out}" in run("runs", "alice", "--format", "json", "--out", str(out)).stdout
     assert strict_json(out.read_text()) == records
 
 

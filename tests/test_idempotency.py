@@ -70,3 +70,17 @@ def test_malformed_client_order_id_is_rejected(broker, bad):
     with pytest.raises(OrderRejectedError, match="client_order_id"):
         broker.submit_order("AAPL", "BUY", 1, client_order_id=bad)
     assert broker.get_positions() == {}
+
+
+def test_resending_an_id_with_only_the_limit_price_changed_conflicts(broker):
+    broker.submit_order("AAPL", "BUY", 5, "limit", 140.0, client_order_id="lim-1")
+    with pytest.raises(ClientOrderIdConflictError, match="lim-1"):
+        broker.submit_order("AAPL", "BUY", 5, "limit", 141.0, client_order_id="lim-1")
+    assert len(broker.get_orders()) == 1
+
+
+def test_resending_an_id_with_only_the_side_changed_conflicts(broker):
+    broker.submit_order("AAPL", "BUY", 5, client_order_id="side-1")
+    with pytest.raises(ClientOrderIdConflictError, match="side-1"):
+        broker.submit_order("AAPL", "SELL", 5, client_order_id="side-1")
+    assert broker.get_positions() == {"AAPL": 5.0}

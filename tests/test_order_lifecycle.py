@@ -149,3 +149,20 @@ def test_positions_keep_average_cost_and_realized_pnl(make_broker):
     assert fills[-1]["realized_pnl"] == 75.0  # 5 * (120 - 105)
     assert b.get_portfolio_value() == pytest.approx(100_000 + 15 * 120 + 600 - 2100 + 0)
     assert b.verify() == []
+
+
+def test_cost_basis_and_avg_cost_include_the_buy_fee(make_broker):
+    from decimal import Decimal
+
+    from ledger.db.engine import get_engine, read_transaction
+    from ledger.queries import position_rows
+
+    b = make_broker(slippage_bps=0, fee_bps=25)
+    b.set_quote("AAPL", bid=100.0, ask=100.0)
+    b.submit_order("AAPL", "BUY", 10)  # notional 1,000, fee 2.50
+    with get_engine(b.db_url).connect() as conn, read_transaction(conn):
+        [row] = position_rows(conn, b.account_id)
+    assert row.cost_basis_e6 == Decimal("1002.5")
+    assert row.cost_basis_e6 / row.qty_e6 == Decimal("100.25")  # the average cost the views and reports show
+    sold = b.submit_order("AAPL", "SELL", 10)
+    assert b.get_fills()[-1]["realized_pnl"] == sold["notional"] - sold["fee"] - 1002.5

@@ -268,18 +268,16 @@ def test_summary_figures_follow_from_the_ledger(db_url, bars):
     assert 0 < summary.max_drawdown < 1 and peak >= summary.equity_by_bar[0][1]
 
 
-def test_after_an_account_reset_the_replay_starts_over_in_the_new_epoch(db_url, bars):
+def test_after_an_account_reset_older_bars_are_refused_because_broker_time_never_goes_backwards(db_url, bars):
+    from ledger.exceptions import ClockWentBackwardsError
+
     replay_in_process(db_url, bars)
-    first_epoch = ledger_state(db_url)
     with PaperBroker(account=ACCOUNT, db_url=db_url) as broker:
-        broker.reset()
-    replay_in_process(db_url, bars)
-    second_epoch = ledger_state(db_url)
-    assert second_epoch["epoch"] == first_epoch["epoch"] + 1
-    # the same decisions and prices, under new client_order_ids (the job key includes the epoch)
-    assert [fill[1:] for fill in second_epoch["fills"]] == [fill[1:] for fill in first_epoch["fills"]]
-    assert second_epoch["cash"] == first_epoch["cash"]
-    assert not set(o[0] for o in second_epoch["orders"]) & set(o[0] for o in first_epoch["orders"])
+        broker.reset()  # at wall-clock time, after every bar of the sample
+    after_reset = ledger_state(db_url)
+    with pytest.raises(ClockWentBackwardsError, match="never goes backwards"):
+        replay_in_process(db_url, bars)
+    assert ledger_state(db_url) == after_reset
     assert ledger_problems(db_url) == []
 
 

@@ -42,6 +42,9 @@ def test_each_broker_opens_a_run_and_orders_record_it(make_broker, broker, db_ur
 def test_close_ends_the_run_and_run_id_resumes_it(make_broker, db_url, clock):
     with make_broker(slippage_bps=7, fee_bps=2) as b:
         run_id = b.run_id
+        b.set_quote("AAPL", bid=150.0, ask=150.1)
+        b.submit_order("AAPL", "BUY", 1)  # the run's row is written with its first order
+        clock.advance(minutes=5)
     with get_engine(db_url).connect() as conn:
         ended = conn.execute(select(runs.c.ended_at).where(runs.c.id == run_id)).scalar_one()
     assert ended == clock()
@@ -110,3 +113,54 @@ def test_accounts_are_independent(make_broker, broker):
 def test_bad_account_names_are_refused(make_broker, bad):
     with pytest.raises(ValueError, match="account name"):
         make_broker(account=bad)
+
+
+def _run_ids(db_url: str) -> set[str]:
+    with get_engine(db_url).connect() as conn:
+        return set(conn.execute(select(runs.c.id)).scalars())
+
+
+def test_calls_that_fail_or_write_no_order_fill_or_cash_leave_no_run(make_broker, db_url):
+    from ledger.exceptions import InvalidQuoteError, OrderNotFoundError
+
+    b = make_broker()
+    b.set_quote("AAPL", bid=150.0, ask=150.1)  # a quote without fills refers to no run
+    with pytest.raises(InvalidQuoteError):
+        b.set_quote("BAD SYMBOL!", bid=1, ask=1)
+    with pytest.raises(OrderNotFoundError):
+        b.cancel_order("0" * 32)
+    with pytest.raises(ValueError):
+        b.reset(initial_cash=-1)
+    b.close()
+    assert _run_ids(db_url) == set()
+
+
+def test_the_run_is_written_with_its_first_order_and_its_id_is_stable(make_broker, db_url):
+    from ledger.exceptions import ClientOrderIdConflictError, OrderNotFoundError
+
+    b = make_broker()
+    run_id = b.run_id
+    b.set_quote("AAPL", bid=150.0, ask=150.1)
+    resting = b.submit_order("AAPL", "BUY", 1, "limit", 100.0, client_order_id="x")
+    assert _run_ids(db_url) == {run_id} and b.run_id == run_id
+    b.cancel_order(resting["order_id"])
+    with pytest.raises(ClientOrderIdConflictError):  # a conflict with a live id writes nothing: no second run
+        other = make_broker(initial_cash=None)
+        other.submit_order("AAPL", "BUY", 1, "limit", 100.0, client_order_id="y")
+        other.submit_order("AAPL", "BUY", 2, "limit", 100.0, client_order_id="y")
+    third = make_broker(initial_cash=None)
+    with pytest.raises(OrderNotFoundError):
+        third.cancel_order(resting["order_id"][::-1])
+    third.cancel_order(resting["order_id"])  # already canceled: reports, writes nothing
+    third.close()
+    assert third.run_id not in _run_ids(db_url)
+
+
+def test_a_reset_writes_the_run_and_close_ends_it(make_broker, db_url, clock):
+    b = make_broker()
+    b.reset()
+    clock.advance(seconds=1)
+    b.close()
+    with get_engine(db_url).connect() as conn:
+        row = conn.execute(select(runs.c.started_at, runs.c.ended_at).where(runs.c.id == b.run_id)).one()
+    assert row.ended_at > row.started_at

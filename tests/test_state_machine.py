@@ -290,7 +290,7 @@ class LedgerMachine(RuleBasedStateMachine):
         """Close the broker and open a new one on the same account, as a restarted process would."""
         run_id = self.broker.run_id
         self.broker.close()
-        if resume_run:
+        if resume_run and run_was_written(self.db_url, run_id):  # a run that wrote nothing has no row to resume
             self.broker = self._open(run_id=run_id)
         else:
             self.broker = self._open(slippage_bps=float(slippage_bps), fee_bps=float(fee_bps))
@@ -318,6 +318,16 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 @pytest.mark.slow
+def run_was_written(db_url: str, run_id: str) -> bool:
+    from sqlalchemy import select
+
+    from ledger.book.store import runs
+    from ledger.db.engine import get_engine
+
+    with get_engine(db_url).connect() as conn:
+        return conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is not None
+
+
 def test_random_broker_call_sequences_match_the_model(db_url: str) -> None:
     LedgerMachine.db_url = db_url
     LedgerMachine.examples_run = 0

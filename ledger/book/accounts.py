@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from datetime import datetime
@@ -13,17 +14,35 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.book import store
 from ledger.book.orders import release_resting
-from ledger.book.store import AccountState, Store
+from ledger.book.store import AccountState, PendingRun, Store
 from ledger.book.validation import ledger_id, printable
-from ledger.exceptions import AccountMismatchError, LedgerError
+from ledger.exceptions import AccountMismatchError, CashMovementError, LedgerError
+from ledger.money import AmountLimitError, bounded, plain
 
 ACCOUNT_NAME_MAX = 64
+# New names: ASCII letters, digits, . _ - @ + and inner spaces; case-sensitive ("Alice" and "alice" differ).
+_ACCOUNT_NAME_PATTERN = re.compile(r"[A-Za-z0-9._@+\-]([A-Za-z0-9._@+\- ]*[A-Za-z0-9._@+\-])?")
+ACCOUNT_NAME_RULE = (
+    f"1-{ACCOUNT_NAME_MAX} characters: ASCII letters, digits, '.', '_', '-', '@', '+' and spaces "
+    "(not at the start or end); case-sensitive"
+)
 
 
 def validate_account_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > ACCOUNT_NAME_MAX or "\x00" in name:
-        raise ValueError(f"account name must be 1-{ACCOUNT_NAME_MAX} characters, got {name!r}"[:200])
-    return name.strip()
+    """The name of a NEW account, checked against the strict rule (``ACCOUNT_NAME_RULE``); returned unchanged."""
+    if not isinstance(name, str) or len(name) > ACCOUNT_NAME_MAX or not _ACCOUNT_NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"account name must be {ACCOUNT_NAME_RULE}; got {printable(name, 80)!r}")
+    return name
+
+
+def account_lookup_name(name: object) -> str:
+    """A name that may name an EXISTING account: any 1-64 characters without NUL, used exactly as given.
+
+    Accounts created before the strict rule keep their names and stay openable; new ones must follow the rule.
+    """
+    if not isinstance(name, str) or not name or len(name) > ACCOUNT_NAME_MAX or "\x00" in name:
+        raise ValueError(f"account name must be {ACCOUNT_NAME_RULE}; got {printable(name, 80)!r}")
+    return name
 
 
 def open_account(
@@ -36,6 +55,7 @@ def open_account(
     """
     account = store.find_account(conn, name, lock=True)
     if account is None:
+        validate_account_name(name)
         cash = default_cash if explicit_cash is None else explicit_cash
         try:
             with conn.begin_nested():
@@ -51,36 +71,23 @@ def open_account(
             return account
     if explicit_cash is not None and explicit_cash != account.initial_cash:
         raise AccountMismatchError(
-            f"account {name!r} exists with initial cash {account.initial_cash:f}; got initial_cash={explicit_cash:f}. "
-            "Omit initial_cash to resume it, use reset(initial_cash=...) to start over, or pick another account."
+            f"account {printable(name, 64)!r} exists with initial cash {plain(account.initial_cash)}; "
+            f"got initial cash {plain(explicit_cash)}. Open it without an initial cash to resume it, "
+            "reset the account with a new initial cash to start over, or pick another account."
         )
     return account
 
 
-def start_run(
-    conn: Connection, account: AccountState, slippage_bps: Decimal, fee_bps: Decimal, now: datetime
-) -> str:
-    run_id = uuid.uuid4().hex
-    store.insert_run(
-        conn,
-        {
-            "id": run_id,
-            "account_id": account.id,
-            "started_at": now,
-            "ended_at": None,
-            "slippage_bps_e6": slippage_bps,
-            "fee_bps_e6": fee_bps,
-            "host": socket.gethostname()[:255],
-            "pid": os.getpid(),
-        },
-    )
-    return run_id
+def new_run(account_id: int, slippage_bps: Decimal, fee_bps: Decimal) -> PendingRun:
+    """A run of this process, not yet written: its row goes in with the first order, fill or cash movement."""
+    return PendingRun(uuid.uuid4().hex, account_id, slippage_bps, fee_bps, socket.gethostname()[:255], os.getpid())
 
 
 def resume_run(
     conn: Connection,
     account: AccountState,
     run_id: str,
+    now: datetime,
     explicit_slippage: Decimal | None,
     explicit_fee: Decimal | None,
 ) -> tuple[Decimal, Decimal]:
@@ -96,19 +103,25 @@ def resume_run(
     ):
         if explicit is not None and explicit != stored:
             raise AccountMismatchError(f"run {run_id} was started with {name}={stored:f}; got {name}={explicit:f}")
+    ledger = Store(conn)
+    ledger.lock_account(account.id, now)
     store.update_run(conn, run_id, {"ended_at": None, "host": socket.gethostname()[:255], "pid": os.getpid()})
+    ledger.flush(now)
     return row.slippage_bps_e6, row.fee_bps_e6
 
 
-def end_run(conn: Connection, run_id: str, now: datetime) -> None:
-    store.update_run(conn, run_id, {"ended_at": now})
+def end_run(ledger: Store, account_id: int, run_id: str, now: datetime) -> None:
+    """Stamp the run's end at broker time (never before its start: the account's clock only moves forward)."""
+    ledger.lock_account(account_id, now)
+    ledger.end_run(run_id, now)
+    ledger.flush(now)
 
 
 def reset_account(
     ledger: Store, account_id: int, run_id: str, initial_cash: Decimal | None, now: datetime
 ) -> AccountState:
     """Start a new epoch: cancel resting orders, restore cash. Earlier epochs' rows stay queryable."""
-    account = ledger.lock_account(account_id)
+    account = ledger.lock_account(account_id, now)
     for order in ledger.resting_orders(account):
         release_resting(ledger, account, order, now, "account reset")
     ledger.flush(now)  # the released positions belong to the old epoch: save them before it changes
@@ -118,5 +131,24 @@ def reset_account(
     account.cash = account.initial_cash
     account.reserved_cash = Decimal(0)
     ledger.add_cash_movement(account, run_id, "initial", account.initial_cash, now)
+    ledger.flush(now)
+    return account
+
+
+def move_cash(ledger: Store, account_id: int, run_id: str, amount: Decimal, now: datetime) -> AccountState:
+    """Deposit (``amount`` > 0) or withdraw (< 0) cash in the current epoch, recorded as a ``deposit`` or
+    ``withdrawal`` cash movement. A withdrawal may take only available cash (not what resting buys reserve)."""
+    account = ledger.lock_account(account_id, now)
+    if amount < 0 and -amount > account.available_cash:
+        raise CashMovementError(
+            f"withdrawal of {plain(-amount)} refused: account {printable(account.name, 64)!r} has "
+            f"{plain(account.available_cash)} available (cash {plain(account.cash)}, "
+            f"{plain(account.reserved_cash)} reserved by resting buys)"
+        )
+    try:
+        account.cash = bounded(account.cash + amount, "cash after the deposit")
+    except AmountLimitError as exc:
+        raise CashMovementError(f"deposit of {plain(amount)} refused: {exc}") from exc
+    ledger.add_cash_movement(account, run_id, "deposit" if amount > 0 else "withdrawal", amount, now)
     ledger.flush(now)
     return account

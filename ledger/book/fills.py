@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from ledger.book.pricing import FillPrice, execution_price, price_fill
 from ledger.book.store import AccountState, PositionState, QuoteSnapshot, Store
 from ledger.constants import SIDE_BUY
-from ledger.money import round_amount
+from ledger.money import bounded, round_amount
 
 
 class FillableOrder(NamedTuple):
@@ -32,12 +32,41 @@ def price_order(order: FillableOrder, quote: QuoteSnapshot) -> FillPrice:
     return price_fill(order.qty, price, order.fee_bps)
 
 
+class FillEffect(NamedTuple):
+    """What a fill does to cash and the position, computed (and bounds-checked) before anything is written."""
+
+    cash_delta: Decimal
+    realized_pnl: Decimal
+    cost_share: Decimal  # sells: the cost basis of the shares sold
+
+
+def fill_effect(account: AccountState, position: PositionState, order: FillableOrder, priced: FillPrice) -> FillEffect:
+    """The fill's effect; AmountLimitError when cash, the position's quantity, value at the fill price, cost
+    basis or realized P&L would reach the ledger's 10^12 bound (so no stored amount can overflow BIGINT)."""
+    if order.side == SIDE_BUY:
+        qty = bounded(position.qty + order.qty, "the position's quantity")
+        bounded(qty * priced.price, "the position's value at the fill price")
+        bounded(position.cost_basis + priced.buy_cost, "the position's cost basis")
+        return FillEffect(-priced.buy_cost, Decimal(0), Decimal(0))
+    cost_share = (
+        position.cost_basis
+        if order.qty == position.qty
+        else round_amount(position.cost_basis * order.qty / position.qty)
+    )
+    realized = priced.sell_proceeds - cost_share
+    bounded(account.cash + priced.sell_proceeds, "cash after the fill")
+    bounded(realized, "the realized P&L")
+    bounded(position.realized_pnl + realized, "the position's realized P&L")
+    return FillEffect(priced.sell_proceeds, realized, cost_share)
+
+
 def apply_fill(
     store: Store,
     account: AccountState,
     position: PositionState,
     order: FillableOrder,
     priced: FillPrice,
+    effect: FillEffect,
     quote: QuoteSnapshot,
     run_id: str,
     now: datetime,
@@ -49,22 +78,14 @@ def apply_fill(
     Cost basis includes buy fees; realized P&L of a sell is proceeds net of fee minus the cost basis share sold.
     Returns the fill with the order's public id as ``order_id`` and the fill's key as ``fill_id``.
     """
+    cash_delta, realized = effect.cash_delta, effect.realized_pnl
     if order.side == SIDE_BUY:
-        cash_delta = -priced.buy_cost
-        realized = Decimal(0)
         position.qty += order.qty
         position.cost_basis += priced.buy_cost
     else:
-        cost_share = (
-            position.cost_basis
-            if order.qty == position.qty
-            else round_amount(position.cost_basis * order.qty / position.qty)
-        )
-        cash_delta = priced.sell_proceeds
-        realized = priced.sell_proceeds - cost_share
         position.qty -= order.qty
         position.reserved_qty -= order.reserved_qty
-        position.cost_basis -= cost_share
+        position.cost_basis -= effect.cost_share
         position.realized_pnl += realized
     store.touch_position(position)
     account.cash += cash_delta

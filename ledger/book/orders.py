@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ledger.book.fills import FillableOrder, apply_fill, price_order
+from ledger.book.fills import FillableOrder, apply_fill, fill_effect, price_order
 from ledger.book.pricing import buy_reservation, is_marketable
 from ledger.book.store import AccountState, PositionState, QuoteSnapshot, Store
 from ledger.book.validation import InvalidOrder, OrderRequest, ledger_id, printable
@@ -26,6 +26,7 @@ from ledger.exceptions import (
     OrderNotFoundError,
     OrderRejectedError,
 )
+from ledger.money import AmountLimitError, plain
 
 ZERO = Decimal(0)
 
@@ -74,15 +75,15 @@ def _base_values(ctx: TradingContext, account: AccountState, now: datetime) -> d
 
 def record_invalid_order(store: Store, ctx: TradingContext, invalid: InvalidOrder, now: datetime) -> SubmitOutcome:
     """Keep an order that failed validation for audit, as submitted (it never holds a client_order_id)."""
-    account = store.lock_account(ctx.account_id)
+    account = store.lock_account(ctx.account_id, now)
     values = {
         **_base_values(ctx, account, now),
         "client_order_id": None,
         "symbol": invalid.symbol,
         "side": invalid.side,
         "order_type": invalid.order_type,
-        "qty_e6": None,
-        "limit_price_e6": None,
+        "qty_e6": invalid.qty,
+        "limit_price_e6": invalid.limit_price,
     }
     outcome = _reject(store, values, OrderRejectedError(invalid.symbol, invalid.reason))
     store.flush(now)
@@ -94,7 +95,7 @@ def submit_order(store: Store, ctx: TradingContext, request: OrderRequest, now: 
 
     A rejection is recorded (the caller commits it, then raises ``outcome.error``).
     """
-    account = store.lock_account(ctx.account_id)
+    account = store.lock_account(ctx.account_id, now)
     outcome = place_order(store, ctx, account, request, now)
     store.flush(now)
     return outcome
@@ -106,7 +107,7 @@ def submit_orders(store: Store, ctx: TradingContext, requests: list[OrderRequest
     On the first order that would be rejected, raises its error (the same type, the message naming the order's
     index) before anything is written; the caller's transaction then rolls back.
     """
-    account = store.lock_account(ctx.account_id)
+    account = store.lock_account(ctx.account_id, now)
     store.reserve_keys(len(requests))
     outcomes = []
     for index, request in enumerate(requests):
@@ -153,7 +154,9 @@ def place_order(
             if not _same_parameters(order, request):
                 raise ClientOrderIdConflictError(
                     f"client_order_id {request.client_order_id!r} already names order {order['order_id']} "
-                    f"({order['side']} {order['qty_e6']} {order['symbol']} {order['order_type']}); "
+                    f"({order['side']} {plain(order['qty_e6'])} {order['symbol']} {order['order_type']}"
+                    + ("" if order["limit_price_e6"] is None else f" {plain(order['limit_price_e6'])}")
+                    + "); "
                     "a different order needs a different id"
                 )
             return SubmitOutcome(order, fill=fill, replayed=True)
@@ -186,7 +189,10 @@ def _place_new(
 
     assert request.limit_price is not None
     if request.side == SIDE_BUY:
-        reserve = buy_reservation(request.qty, request.limit_price, ctx.fee_bps)
+        try:
+            reserve = buy_reservation(request.qty, request.limit_price, ctx.fee_bps)
+        except AmountLimitError as exc:
+            return _reject(store, values, OrderRejectedError(request.symbol, str(exc)))
         error = _affordability_error(request, account, position, reserve)
         if error is not None:
             return _reject(store, values, error)
@@ -219,15 +225,20 @@ def _fill_now(
         0, values["order_id"], request.symbol, request.side, request.qty, request.limit_price,
         ctx.slippage_bps, ctx.fee_bps, ZERO, ZERO,
     )
-    priced = price_order(order, quote)
-    error = _affordability_error(request, account, position, priced.buy_cost)
+    try:
+        priced = price_order(order, quote)
+        error = _affordability_error(request, account, position, priced.buy_cost)
+        effect = fill_effect(account, position, order, priced) if error is None else None
+    except AmountLimitError as exc:
+        error = OrderRejectedError(request.symbol, str(exc))
     if error is not None:
         return _reject(store, values, error)
+    assert effect is not None
     values.update(status=STATUS_FILLED, filled_qty_e6=request.qty)
     pk = store.add_order(values)
     store.add_event(pk, now, None, STATUS_NEW, None)
     store.add_event(pk, now, STATUS_NEW, STATUS_FILLED, None)
-    fill = apply_fill(store, account, position, order._replace(pk=pk), priced, quote, ctx.run_id, now)
+    fill = apply_fill(store, account, position, order._replace(pk=pk), priced, effect, quote, ctx.run_id, now)
     return SubmitOutcome(values, fill=fill)
 
 
@@ -261,7 +272,7 @@ def cancel_order(store: Store, ctx: TradingContext, order_id: str, now: datetime
     """Cancel a resting order and release its reservation; a finished order just reports its status."""
     if ledger_id(order_id) is None:
         raise OrderNotFoundError(printable(order_id, 40))
-    account = store.lock_account(ctx.account_id)
+    account = store.lock_account(ctx.account_id, now)
     order = store.order(account.id, order_id)
     if order is None:
         raise OrderNotFoundError(order_id)
@@ -293,13 +304,23 @@ def fill_resting(
     quote: QuoteSnapshot,
     run_id: str,
     now: datetime,
-) -> dict[str, Any]:
-    """Fill a resting limit order that the new quote crossed; its reservation pays for it."""
+) -> dict[str, Any] | None:
+    """Fill a resting limit order that the new quote crossed; its reservation pays for it.
+
+    A fill that would take an amount past the ledger's bounds (a sell crossed by an extreme quote) is not made:
+    the order is canceled, its event giving the reason, and None is returned.
+    """
     fillable = FillableOrder(
         order["id"], order["order_id"], order["symbol"], order["side"], order["qty_e6"], order["limit_price_e6"],
         order["slippage_bps_e6"], order["fee_bps_e6"], order["reserved_cash_e6"], order["reserved_qty_e6"],
     )
-    fill = apply_fill(store, account, position, fillable, price_order(fillable, quote), quote, run_id, now)
+    try:
+        priced = price_order(fillable, quote)
+        effect = fill_effect(account, position, fillable, priced)
+    except AmountLimitError as exc:
+        release_resting(store, account, order, now, f"canceled instead of filled: {exc}")
+        return None
+    fill = apply_fill(store, account, position, fillable, priced, effect, quote, run_id, now)
     store.update_order(order["id"], STATUS_FILLED, order["qty_e6"], ZERO, ZERO, now)
     store.add_event(order["id"], now, STATUS_NEW, STATUS_FILLED, "limit crossed by quote")
     return fill

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ledger.constants import SIDE_BUY
-from ledger.money import bps_fraction, round_amount
+from ledger.money import bounded, bps_fraction, round_amount
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class FillPrice:
 def slipped_price(side: str, bid: Decimal, ask: Decimal, slippage_bps: Decimal) -> Decimal:
     """Market price paid: ask*(1+slippage) for a buy, bid*(1-slippage) for a sell."""
     slip = bps_fraction(slippage_bps)
-    return round_amount(ask * (1 + slip) if side == SIDE_BUY else bid * (1 - slip))
+    return round_amount(bounded(ask * (1 + slip) if side == SIDE_BUY else bid * (1 - slip), "the fill price"))
 
 
 def is_marketable(side: str, limit_price: Decimal, bid: Decimal, ask: Decimal) -> bool:
@@ -44,8 +44,12 @@ def execution_price(side: str, bid: Decimal, ask: Decimal, slippage_bps: Decimal
 
 
 def price_fill(qty: Decimal, price: Decimal, fee_bps: Decimal) -> FillPrice:
-    notional = round_amount(qty * price)
-    return FillPrice(price, notional, round_amount(notional * bps_fraction(fee_bps)))
+    """Notional and fee of ``qty`` at ``price``; AmountLimitError when the notional or the cost with its fee
+    would reach the ledger's 10^12 bound (checked before rounding, so no Decimal context overflows)."""
+    notional = round_amount(bounded(qty * price, "the notional"))
+    fee = round_amount(notional * bps_fraction(fee_bps))
+    bounded(notional + fee, "the notional plus fee")
+    return FillPrice(price, notional, fee)
 
 
 def buy_reservation(qty: Decimal, limit_price: Decimal, fee_bps: Decimal) -> Decimal:

@@ -13,7 +13,7 @@ from ledger.book.validation import QuoteInput
 
 def update_quote(store: Store, ctx: TradingContext, quote: QuoteInput, now: datetime) -> list[dict[str, Any]]:
     """Upsert the account's last quote for the symbol; fill crossed resting orders oldest first; return the fills."""
-    account = store.lock_account(ctx.account_id)
+    account = store.lock_account(ctx.account_id, now)
     snapshot = store.upsert_quote(account, quote.symbol, (quote.bid, quote.ask, quote.bid_size, quote.ask_size), now)
     crossed = [
         order
@@ -25,6 +25,8 @@ def update_quote(store: Store, ctx: TradingContext, quote: QuoteInput, now: date
         store.reserve_keys(len(crossed))
         position = store.position(account, quote.symbol)
         for order in crossed:
-            fills.append(fill_resting(store, account, position, order, snapshot, ctx.run_id, now))
-        store.flush(now)
+            fill = fill_resting(store, account, position, order, snapshot, ctx.run_id, now)
+            if fill is not None:
+                fills.append(fill)
+    store.flush(now)  # the fills, and the account's advanced clock
     return fills

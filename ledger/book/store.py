@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger.constants import STATUS_NEW, STATUS_REJECTED
 from ledger.db.models import Account, CashMovement, Fill, Order, OrderEvent, Position, Quote, Run
+from ledger.exceptions import ClockWentBackwardsError
 from ledger.money import from_scaled, to_scaled
 
 accounts = Account.__table__
@@ -60,6 +61,7 @@ class AccountState:
     initial_cash: Decimal
     cash: Decimal
     reserved_cash: Decimal
+    clock_at: datetime  # the latest broker time of any write on the account
 
     @property
     def available_cash(self) -> Decimal:
@@ -165,7 +167,7 @@ class _Dialect:
         order_list = ", ".join(_ORDER_COLUMNS)
         fill_list = ", ".join(_FILL_COLUMNS)
         self.lock_account = sql(
-            "SELECT id, name, epoch, initial_cash_e6, cash_e6, reserved_cash_e6 FROM accounts WHERE id = ?"
+            "SELECT id, name, epoch, initial_cash_e6, cash_e6, reserved_cash_e6, clock_at FROM accounts WHERE id = ?"
             + (" FOR UPDATE" if pg else "")
         )
         # Keys for the rows a transaction will insert: the tables' sequences on PostgreSQL; on SQLite the next
@@ -183,8 +185,8 @@ class _Dialect:
             " LEFT JOIN positions p ON p.account_id = ? AND p.epoch = ? AND p.symbol = ?"
         )
         self.save_account = sql(
-            "UPDATE accounts SET epoch = ?, initial_cash_e6 = ?, cash_e6 = ?, reserved_cash_e6 = ?, updated_at = ?"
-            " WHERE id = ?"
+            "UPDATE accounts SET epoch = ?, initial_cash_e6 = ?, cash_e6 = ?, reserved_cash_e6 = ?, clock_at = ?,"
+            " updated_at = ? WHERE id = ?"
         )
         self.upsert_position = sql(
             "INSERT INTO positions (account_id, epoch, symbol, qty_e6, reserved_qty_e6, cost_basis_e6,"
@@ -213,6 +215,11 @@ class _Dialect:
             f"SELECT {order_list} FROM orders WHERE account_id = ? AND symbol = ? AND status = ? AND epoch = ?"
             " ORDER BY id"
         )
+        self.insert_run = sql(
+            "INSERT INTO runs (id, account_id, started_at, ended_at, slippage_bps_e6, fee_bps_e6, host, pid)"
+            " VALUES (?, ?, ?, NULL, ?, ?, ?, ?)"
+        )
+        self.end_run = sql("UPDATE runs SET ended_at = ? WHERE id = ?")
         self.first_fill = sql(f"SELECT {fill_list} FROM fills WHERE order_id = ? ORDER BY id LIMIT 1")
 
 
@@ -229,7 +236,7 @@ def _pipeline_supported(driver_connection: Any) -> bool:
 
 
 def _account_values(account: AccountState) -> tuple[Any, ...]:
-    return (account.epoch, account.initial_cash, account.cash, account.reserved_cash)
+    return (account.epoch, account.initial_cash, account.cash, account.reserved_cash, account.clock_at)
 
 
 def _dialect(name: str) -> _Dialect:
@@ -269,6 +276,8 @@ class Store:
         self._order_updates: list[tuple[Any, ...]] = []
         self._stored_times: dict[datetime, Any] = {}
         self._pending_by_client_id: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+        self._unwritten_run: PendingRun | None = None
+        self.run_written = False
 
     # -- driver calls ------------------------------------------------------------------------------------------
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -305,13 +314,22 @@ class Store:
                 for (name, decode), value in zip(decoders, row)}
 
     # -- reads -------------------------------------------------------------------------------------------------
-    def lock_account(self, account_id: int) -> AccountState:
-        """Read the account row and lock it (``FOR UPDATE`` on PostgreSQL; SQLite already holds the write lock)."""
+    def lock_account(self, account_id: int, now: datetime | None = None) -> AccountState:
+        """Read the account row and lock it (``FOR UPDATE`` on PostgreSQL; SQLite already holds the write lock).
+
+        A write passes its broker time ``now``: earlier than the account's clock is ClockWentBackwardsError,
+        else the clock advances to ``now`` (saved with the account by ``flush``).
+        """
         row = self._execute(self._sql.lock_account, (account_id,)).fetchone()
         if row is None:
             raise LookupError(f"account {account_id} does not exist")
-        self.account = AccountState(row[0], row[1], row[2], from_scaled(row[3]), from_scaled(row[4]), from_scaled(row[5]))
+        self.account = AccountState(
+            row[0], row[1], row[2], from_scaled(row[3]), from_scaled(row[4]), from_scaled(row[5]),
+            self._sql.time_out(row[6]),
+        )
         self._account_as_read = _account_values(self.account)
+        if now is not None:
+            advance_clock(self.account, now)
         return self.account
 
     def _load_symbol(self, account: AccountState, symbol: str) -> None:
@@ -446,11 +464,27 @@ class Store:
         snapshot = self._quotes[symbol] = QuoteSnapshot(values[0], values[1], quoted_at)
         return snapshot
 
+    def end_run(self, run_id: str, at: datetime) -> None:
+        self._execute(self._sql.end_run, (self._time_in(at), run_id))
+
+    def start_run_with_first_row(self, run: PendingRun) -> None:
+        """Insert ``run`` (started at the flush's time) before the first queued row that refers to it, if any:
+        a call that writes no order, fill or cash movement leaves no run behind."""
+        self._unwritten_run = run
+
     def flush(self, at: datetime) -> None:
         """Write every queued row, the touched positions and the locked account (stamped ``at``).
 
         On PostgreSQL the statements go out in one pipeline (one network round trip, not one per statement).
         """
+        run = self._unwritten_run
+        if run is not None and (self._new_orders or self._new_fills or self._new_cash):
+            self._execute(self._sql.insert_run, (
+                run.run_id, run.account_id, self._time_in(at), to_scaled(run.slippage_bps), to_scaled(run.fee_bps),
+                run.host, run.pid,
+            ))
+            self._unwritten_run = None
+            self.run_written = True
         try:
             with self._driver.pipeline() if self._pipelined else nullcontext():
                 self._write_queued(at)
@@ -479,7 +513,7 @@ class Store:
             account = self.account
             self._execute(sql.save_account, (
                 account.epoch, to_scaled(account.initial_cash), to_scaled(account.cash), to_scaled(account.reserved_cash),
-                self._time_in(at), account.id,
+                self._time_in(account.clock_at), self._time_in(at), account.id,
             ))
             self._account_as_read = _account_values(account)
         for queue in (self._new_orders, self._order_updates, self._new_events, self._new_fills, self._new_cash):
@@ -507,6 +541,29 @@ class Store:
         return encoded
 
 
+def advance_clock(account: AccountState, now: datetime) -> None:
+    """Move the account's clock to ``now``; a time earlier than the clock is refused (ClockWentBackwardsError)."""
+    if now < account.clock_at:
+        raise ClockWentBackwardsError(
+            f"broker time {now.isoformat()} is before the clock of account {account.name!r}, "
+            f"{account.clock_at.isoformat()}; "
+            "broker time on an account never goes backwards"
+        )
+    account.clock_at = now
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    """A run not yet in the ``runs`` table: its row is written with the first row that refers to it."""
+
+    run_id: str
+    account_id: int
+    slippage_bps: Decimal
+    fee_bps: Decimal
+    host: str
+    pid: int
+
+
 # -- Core statements for the cold paths (accounts and runs) ---------------------------------------------------
 _ACCOUNT_COLUMNS = (
     accounts.c.id,
@@ -515,6 +572,7 @@ _ACCOUNT_COLUMNS = (
     accounts.c.initial_cash_e6,
     accounts.c.cash_e6,
     accounts.c.reserved_cash_e6,
+    accounts.c.clock_at,
 )
 
 
@@ -538,10 +596,6 @@ def insert_account(conn: Connection, name: str, initial_cash: Decimal, now: date
             "clock_at": now,
         },
     ).scalar_one()
-
-
-def insert_run(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(runs), values)
 
 
 def find_run(conn: Connection, run_id: str) -> Row[Any] | None:

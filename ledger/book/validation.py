@@ -13,9 +13,11 @@ from decimal import Decimal
 
 from ledger.constants import ORDER_LIMIT, ORDER_MARKET, ORDER_TYPES, SIDES
 from ledger.exceptions import InvalidQuoteError
-from ledger.money import AmountError, exact, round_amount, to_decimal
+from ledger.money import AmountError, exact, plain, to_decimal
 
-SYMBOL_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9._\-=/]{0,30}$")
+# 1-32 characters in all (the column is String(32)), a leading ^ included: the length is checked separately.
+SYMBOL_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9._\-=/]*$")
+SYMBOL_MAX = 32
 CLIENT_ORDER_ID_MAX = 128
 _LEDGER_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 _CLIENT_ORDER_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -41,6 +43,8 @@ class InvalidOrder:
     side: str
     order_type: str
     reason: str
+    qty: Decimal | None = None  # the parsed quantity and limit when they are storable numbers, else None
+    limit_price: Decimal | None = None
 
 
 def printable(value: object, limit: int = 32) -> str:
@@ -57,9 +61,10 @@ def normalize_symbol(symbol: object) -> str:
     cleaned = symbol.strip().upper()
     if not cleaned:
         raise ValueError("symbol is empty")
-    if not SYMBOL_PATTERN.match(cleaned):
+    if len(cleaned) > SYMBOL_MAX or not SYMBOL_PATTERN.match(cleaned):
         raise ValueError(
-            f"malformed symbol {printable(symbol)!s}: use 1-32 of A-Z 0-9 . _ - = / (optionally a leading ^)"
+            f"malformed symbol {printable(symbol)!s}: use 1-{SYMBOL_MAX} of A-Z 0-9 . _ - = / "
+            "(a leading ^ allowed, counted in the length)"
         )
     return cleaned
 
@@ -84,22 +89,34 @@ def validate_order(
         clean_type = order_type.strip().lower()
         clean_qty = exact(to_decimal(qty, "quantity"), "quantity")
         if clean_qty <= 0:
-            raise ValueError(f"Invalid quantity: {qty!r} (must be > 0)")
+            raise ValueError(f"Invalid quantity: {plain(qty)} (must be > 0)")
         clean_limit = None
         if clean_type == ORDER_LIMIT:
             if limit_price is None:
                 raise ValueError("a limit order needs a limit_price")
             clean_limit = exact(to_decimal(limit_price, "limit price"), "limit price")
             if clean_limit <= 0:
-                raise ValueError(f"Invalid limit price: {limit_price!r} (must be > 0)")
+                raise ValueError(f"Invalid limit price: {plain(limit_price)} (must be > 0)")
         elif limit_price is not None:
             raise ValueError("limit_price given for a market order; use order_type='limit'")
         clean_coid = validate_client_order_id(client_order_id)
     except (ValueError, AmountError) as exc:
         # Rendered only on rejection: the accepted path is a hot one (batches of hundreds of orders).
         shown_symbol = clean_symbol or printable(symbol)
-        return InvalidOrder(shown_symbol, printable(side, 8).upper(), printable(order_type, 8).lower(), str(exc))
+        return InvalidOrder(
+            shown_symbol, printable(side, 8).upper(), printable(order_type, 8).lower(), str(exc),
+            storable_amount(qty), storable_amount(limit_price),
+        )
     return OrderRequest(clean_symbol, clean_side, clean_type, clean_qty, clean_limit, clean_coid)
+
+
+def storable_amount(value: object) -> Decimal | None:
+    """``value`` as the exact Decimal the ledger can store (a number with at most six decimals, below the
+    10^12 bound), else None: how a rejected order keeps what was submitted."""
+    try:
+        return exact(to_decimal(value, "amount"), "amount")
+    except AmountError:
+        return None
 
 
 def validate_client_order_id(client_order_id: object) -> str | None:
@@ -123,16 +140,17 @@ class QuoteInput:
 
 
 def validate_quote(symbol: object, bid: object, ask: object, bid_size: object, ask_size: object) -> QuoteInput:
-    """Prices rounded half-even to six places (market data carries float noise); sizes must be >= 0."""
+    """Prices and sizes exact to six decimal places, like quantities and limits: more is refused, never
+    rounded (market-data sources round their float noise themselves before calling ``set_quote``)."""
     try:
         clean_symbol = normalize_symbol(symbol)
-        clean_bid = round_amount(to_decimal(bid, "bid"))
-        clean_ask = round_amount(to_decimal(ask, "ask"))
-        sizes = [round_amount(to_decimal(size, name)) for size, name in ((bid_size, "bid_size"), (ask_size, "ask_size"))]
+        clean_bid = exact(to_decimal(bid, "bid"), "bid")
+        clean_ask = exact(to_decimal(ask, "ask"), "ask")
+        sizes = [exact(to_decimal(size, name), name) for size, name in ((bid_size, "bid_size"), (ask_size, "ask_size"))]
     except (ValueError, AmountError) as exc:
         raise InvalidQuoteError(f"invalid quote for {printable(symbol)}: {exc}") from exc
     if clean_bid <= 0 or clean_ask <= 0:
-        raise InvalidQuoteError(f"invalid quote for {clean_symbol}: prices must be > 0 (bid={bid!r}, ask={ask!r})")
+        raise InvalidQuoteError(f"invalid quote for {clean_symbol}: prices must be > 0 (bid={plain(bid)}, ask={plain(ask)})")
     if clean_bid > clean_ask:
         raise InvalidQuoteError(f"invalid quote for {clean_symbol}: bid {clean_bid} is above ask {clean_ask}")
     if min(sizes) < 0:
@@ -167,7 +185,7 @@ def validate_bps(value: object, what: str) -> Decimal:
     except AmountError as exc:
         raise ValueError(str(exc)) from exc
     if bps < 0 or bps >= 10_000:
-        raise ValueError(f"{what} must be between 0 and 10000 basis points, got {value!r}")
+        raise ValueError(f"{what} must be between 0 and 10000 basis points, got {plain(value)}")
     return bps
 
 
@@ -177,5 +195,13 @@ def validate_cash(value: object, what: str = "initial_cash") -> Decimal:
     except AmountError as exc:
         raise ValueError(str(exc)) from exc
     if cash < 0:
-        raise ValueError(f"{what} must be >= 0, got {value!r}")
+        raise ValueError(f"{what} must be >= 0, got {plain(value)}")
     return cash
+
+
+def validate_cash_amount(value: object, what: str) -> Decimal:
+    """A deposit or withdrawal: a positive number, exact to six decimals, below the 10^12 bound."""
+    amount = validate_cash(value, what)
+    if amount == 0:
+        raise ValueError(f"{what} must be > 0, got {plain(value)}")
+    return amount

@@ -109,6 +109,18 @@ _LAWS: list[tuple[str, str]] = [
            WHERE (CAST(:account AS INTEGER) IS NULL OR o.account_id = :account)
              AND (first_e.id IS NULL OR first_e.from_status IS NOT NULL OR last_e.to_status <> o.status)""",
     ),
+    (
+        "fill was priced from a quote stamped after the fill (broker time went backwards)",
+        """SELECT f.id, f.symbol, f.quote_at, f.filled_at
+           FROM fills f
+           WHERE (CAST(:account AS INTEGER) IS NULL OR f.account_id = :account) AND f.quote_at > f.filled_at""",
+    ),
+    (
+        "run ends before it started (broker time went backwards)",
+        """SELECT r.id, r.started_at, r.ended_at
+           FROM runs r
+           WHERE (CAST(:account AS INTEGER) IS NULL OR r.account_id = :account) AND r.ended_at < r.started_at""",
+    ),
 ]
 
 

@@ -36,6 +36,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -44,6 +45,7 @@ import pandas as pd
 
 from ledger.book.validation import normalize_symbol
 from ledger.exceptions import DataProviderError
+from ledger.money import round_amount
 
 logger = logging.getLogger(__name__)
 
@@ -124,16 +126,23 @@ def _positive_float(value: object) -> float | None:
     return number
 
 
+def _six_places(value: float) -> float:
+    """``value`` rounded half-even to the ledger's six decimal places (as a float whose repr has at most six)."""
+    return float(round_amount(Decimal(repr(float(value)))))
+
+
 def _make_quote(
     symbol: str, bid: float, ask: float, bid_size: float, ask_size: float, timestamp: datetime
 ) -> dict[str, Any]:
+    # The ledger refuses more than six decimals rather than round them: float noise is rounded here, at the edge.
+    bid, ask, bid_size, ask_size = (_six_places(value) for value in (bid, ask, bid_size, ask_size))
     mid = (bid + ask) / 2.0
     return {
         "symbol": symbol,
-        "bid": float(bid),
-        "ask": float(ask),
-        "bid_size": float(bid_size),
-        "ask_size": float(ask_size),
+        "bid": bid,
+        "ask": ask,
+        "bid_size": bid_size,
+        "ask_size": ask_size,
         "timestamp": timestamp,
         "spread_bps": float((ask - bid) / mid * 10_000.0),
     }

@@ -1,12 +1,15 @@
 """PaperBroker: the Broker protocol on a SQL ledger. Thin: it validates at the edge and runs one use case per call.
 
 State lives in the database only (nothing cached here that another process could change), so any number of
-brokers, in any number of processes, can trade one account; each call is one transaction.
+brokers, in any number of processes, can trade one account; each call is one transaction. One broker may also
+be shared by threads: its calls take turns on its one connection (a lock serialises them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +17,15 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ledger.book.accounts import end_run, open_account, reset_account, resume_run, start_run, validate_account_name
+from ledger.book.accounts import (
+    account_lookup_name,
+    end_run,
+    move_cash,
+    new_run,
+    open_account,
+    reset_account,
+    resume_run,
+)
 from ledger.book.orders import (
     SubmitOutcome,
     TradingContext,
@@ -26,7 +37,7 @@ from ledger.book.orders import (
 )
 from ledger.book.quotes import update_quote
 from ledger.book.records import fill_record, order_record
-from ledger.book.store import Store
+from ledger.book.store import PendingRun, Store
 from ledger.book.validation import (
     InvalidOrder,
     OrderRequest,
@@ -36,6 +47,7 @@ from ledger.book.validation import (
     require_utc,
     validate_bps,
     validate_cash,
+    validate_cash_amount,
     validate_order,
     validate_quote,
 )
@@ -77,7 +89,8 @@ class PaperBroker:
         run_id: str | None = None,
     ):
         self._clock = clock or system_clock
-        name = validate_account_name(account)
+        self._lock = threading.RLock()
+        name = account_lookup_name(account)
         explicit_cash = None if initial_cash is None else validate_cash(initial_cash)
         explicit_slippage = None if slippage_bps is None else validate_bps(slippage_bps, "slippage_bps")
         explicit_fee = None if fee_bps is None else validate_bps(fee_bps, "fee_bps")
@@ -95,9 +108,11 @@ class PaperBroker:
                         get_cfg("slippage_bps"), "slippage_bps"
                     )
                     fee = explicit_fee if explicit_fee is not None else validate_bps(get_cfg("fee_bps"), "fee_bps")
-                    run_id = start_run(conn, account_state, slippage, fee, now)
+                    self._unwritten_run: PendingRun | None = new_run(account_state.id, slippage, fee)
+                    run_id = self._unwritten_run.run_id
                 else:
-                    slippage, fee = resume_run(conn, account_state, run_id, explicit_slippage, explicit_fee)
+                    slippage, fee = resume_run(conn, account_state, run_id, now, explicit_slippage, explicit_fee)
+                    self._unwritten_run = None
         except BaseException:
             self._conn.close()
             self._conn = None
@@ -131,6 +146,23 @@ class PaperBroker:
             raise BrokerError("this PaperBroker is closed")
         return self._conn
 
+    @contextmanager
+    def _writing(self) -> Iterator[Store]:
+        """One write transaction, this broker's threads taking turns; the run's row goes in with its first row."""
+        with self._lock:
+            with write_transaction(self._connection()) as conn:
+                store = Store(conn)
+                if self._unwritten_run is not None:
+                    store.start_run_with_first_row(self._unwritten_run)
+                yield store
+            if store.run_written:  # committed: from now on the run exists
+                self._unwritten_run = None
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._lock, read_transaction(self._connection()) as conn:
+            yield conn
+
     # -- orders ------------------------------------------------------------------------------------------
     def submit_order(
         self,
@@ -146,12 +178,12 @@ class PaperBroker:
         A repeated ``client_order_id`` with the same parameters returns the original order and fills nothing.
         """
         checked = validate_order(symbol, side, qty, order_type, limit_price, client_order_id)
-        with write_transaction(self._connection()) as conn:
+        with self._writing() as store:
             now = self.now()
             if isinstance(checked, InvalidOrder):
-                outcome = record_invalid_order(Store(conn), self._ctx, checked, now)
+                outcome = record_invalid_order(store, self._ctx, checked, now)
             else:
-                outcome = submit_order(Store(conn), self._ctx, checked, now)
+                outcome = submit_order(store, self._ctx, checked, now)
         if outcome.error is not None:
             raise outcome.error
         return _submit_result(outcome)
@@ -168,18 +200,18 @@ class PaperBroker:
         requests = [_batch_request(index, order) for index, order in enumerate(orders)]
         if not requests:
             return []
-        with write_transaction(self._connection()) as conn:
-            outcomes = submit_orders(Store(conn), self._ctx, requests, self.now())
+        with self._writing() as store:
+            outcomes = submit_orders(store, self._ctx, requests, self.now())
         return [_submit_result(outcome) for outcome in outcomes]
 
     def cancel_order(self, order_id: str) -> dict[str, Any]:
         """Cancel a resting order (releasing its reservation); a filled order reports ``filled``."""
-        with write_transaction(self._connection()) as conn:
-            return cancel_order(Store(conn), self._ctx, order_id, self.now())
+        with self._writing() as store:
+            return cancel_order(store, self._ctx, order_id, self.now())
 
     def get_order(self, order_id: str) -> dict[str, Any]:
         """One order of this account (any epoch) by id; OrderNotFoundError if there is none."""
-        with read_transaction(self._connection()) as conn:
+        with self._reading() as conn:
             row = Store(conn).order(self.account_id, order_id) if ledger_id(order_id) else None
         if row is None:
             raise OrderNotFoundError(printable(order_id, 40))
@@ -189,23 +221,23 @@ class PaperBroker:
         """The current epoch's orders in submission order, optionally with one status."""
         if status is not None and status not in ORDER_STATUSES:
             raise ValueError(f"unknown order status {status!r}; expected one of {', '.join(ORDER_STATUSES)}")
-        with read_transaction(self._connection()) as conn:
+        with self._reading() as conn:
             return [order_record(row) for row in conn.execute(orders_stmt(self.account_id, status=status))]
 
     # -- balances ----------------------------------------------------------------------------------------
     def get_positions(self) -> dict[str, float]:
         """Open positions of the current epoch: symbol -> quantity."""
-        with read_transaction(self._connection()) as conn:
+        with self._reading() as conn:
             return {row.symbol: float(row.qty_e6) for row in position_rows(conn, self.account_id)}
 
     def get_cash(self) -> float:
         """The cash balance (resting buy orders' reservations included; see ``get_account``)."""
-        with read_transaction(self._connection()) as conn:
+        with self._reading() as conn:
             return float(account_row(conn, self.account_id).cash_e6)
 
     def get_account(self) -> dict[str, Any]:
         """Cash, reserved and available cash, equity, epoch and initial cash of the account."""
-        with read_transaction(self._connection()) as conn:
+        with self._reading() as conn:
             row = account_row(conn, self.account_id)
             equity = portfolio_value(conn, self.account_id)
         return {
@@ -220,13 +252,13 @@ class PaperBroker:
 
     def get_portfolio_value(self) -> float:
         """Cash plus positions valued at the mid of their last quote (at cost when none is stored)."""
-        with read_transaction(self._connection()) as conn:
+        with self._reading() as conn:
             return float(portfolio_value(conn, self.account_id))
 
     def get_fills(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """The current epoch's fills, oldest first; ``since`` (UTC-aware) filters in SQL, inclusive."""
         since_utc = None if since is None else require_utc(since, "since")
-        with read_transaction(self._connection()) as conn:
+        with self._reading() as conn:
             rows = conn.execute(fills_stmt(self.account_id, since=since_utc))
             return [fill_record(row._mapping) for row in rows]
 
@@ -236,8 +268,8 @@ class PaperBroker:
     ) -> list[dict[str, Any]]:
         """Store the symbol's quote at broker time and fill the resting limits it crosses; returns those fills."""
         quote = validate_quote(symbol, bid, ask, bid_size, ask_size)
-        with write_transaction(self._connection()) as conn:
-            fills = update_quote(Store(conn), self._ctx, quote, self.now())
+        with self._writing() as store:
+            fills = update_quote(store, self._ctx, quote, self.now())
         return [fill_record(fill) for fill in fills]
 
     def get_quote(self, symbol: str) -> dict[str, Any]:
@@ -246,7 +278,7 @@ class PaperBroker:
             clean = normalize_symbol(symbol)
         except ValueError as exc:
             raise QuoteNotFoundError(printable(symbol, 32)) from exc
-        with read_transaction(self._connection()) as conn:
+        with self._reading() as conn:
             row = quote_row(conn, self.account_id, clean)
         if row is None:
             raise QuoteNotFoundError(clean)
@@ -265,30 +297,49 @@ class PaperBroker:
     def reset(self, initial_cash: float | Decimal | None = None) -> None:
         """Start the account afresh (new epoch) in one transaction; earlier orders and fills stay queryable."""
         cash = None if initial_cash is None else validate_cash(initial_cash)
-        with write_transaction(self._connection()) as conn:
-            reset_account(Store(conn), self.account_id, self.run_id, cash, self.now())
+        with self._writing() as store:
+            reset_account(store, self.account_id, self.run_id, cash, self.now())
+
+    def deposit(self, amount: float | Decimal) -> dict[str, Any]:
+        """Add cash to the account (a ``deposit`` cash movement, one transaction); returns ``get_account()``.
+
+        Returns count deposits as capital: return = equity / (initial cash + net deposits) - 1.
+        """
+        cash = validate_cash_amount(amount, "deposit")
+        with self._writing() as store:
+            move_cash(store, self.account_id, self.run_id, cash, self.now())
+        return self.get_account()
+
+    def withdraw(self, amount: float | Decimal) -> dict[str, Any]:
+        """Take cash out (a ``withdrawal`` movement, negative); beyond available cash: CashMovementError."""
+        cash = validate_cash_amount(amount, "withdrawal")
+        with self._writing() as store:
+            move_cash(store, self.account_id, self.run_id, -cash, self.now())
+        return self.get_account()
 
     def verify(self) -> list[str]:
         """Check the ledger's invariants for this account from the tables; empty when all hold."""
-        with read_transaction(self._connection()) as conn:
+        with self._reading() as conn:
             return verify_ledger(conn, self.account_id)
 
     def export_jsonl(self, out_dir: str | Path, since: datetime | None = None) -> list[Path]:
         """Write the account's fills as daily ``YYYY-MM-DD.jsonl`` files (the seed's log format); returns paths."""
         since_utc = None if since is None else require_utc(since, "since")
-        with read_transaction(self._connection()) as conn:
+        with self._reading() as conn:
             return export_jsonl(conn, self.account_id, Path(out_dir), since_utc)
 
     def close(self) -> None:
-        """End the run and release the connection. Safe to call twice."""
-        if self._conn is None:
-            return
-        try:
-            with write_transaction(self._conn) as conn:
-                end_run(conn, self.run_id, self.now())
-        finally:
-            self._conn.close()
-            self._conn = None
+        """End the run (if it wrote anything) and release the connection. Safe to call twice."""
+        with self._lock:
+            if self._conn is None:
+                return
+            try:
+                if self._unwritten_run is None:
+                    with write_transaction(self._conn) as conn:
+                        end_run(Store(conn), self.account_id, self.run_id, self.now())
+            finally:
+                self._conn.close()
+                self._conn = None
 
     def __enter__(self) -> PaperBroker:
         return self

@@ -226,10 +226,10 @@ def ledger_location(url: str) -> str:
 
 def require_account(conn: Connection, name: str) -> AccountState:
     """The account named ``name``; LedgerError "no such account" otherwise (nothing is created)."""
-    from ledger.book.accounts import validate_account_name
+    from ledger.book.accounts import account_lookup_name
     from ledger.book.store import find_account
 
-    name = validate_account_name(name)  # a bounded, clear error before a 10k-character name is echoed back
+    name = account_lookup_name(name)  # a bounded, clear error before a 10k-character name is echoed back
     account = find_account(conn, name)
     if account is None:
         raise LedgerError(f"no such account {name!r} (list them with `paper-ledger accounts`; create one with "

@@ -98,10 +98,10 @@ def replay(
                            err=True)
             if job.finished:
                 click.echo("this job already finished: nothing to replay, nothing written")
-            elif job.resume.orders_placed:
+            elif job.resume.resumed:
                 at = job.resume.index
                 click.echo(f"resuming at bar {at + 1}/{len(data.steps)} ({data.steps[at][0]:%Y-%m-%d}), "
-                           "the last bar this job traded")
+                           "the last bar this job stored")
             summary = _run(job, verbose)
     except JobLockedError as exc:
         fail(str(exc), EXIT_JOB_LOCKED)

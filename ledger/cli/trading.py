@@ -39,10 +39,12 @@ from ledger.money import round_amount
 from ledger.queries import (
     accounts_stmt,
     activity_stmt,
+    capital,
     orders_with_fill_price_stmt,
     portfolio_value,
     position_rows,
     quotes_stmt,
+    total_return,
 )
 
 EXIT_NOT_CANCELED = 3
@@ -99,6 +101,7 @@ def account_show(name: str, db: str | None) -> None:
     with reading(db) as conn:
         state = require_account(conn, name)
         equity = portfolio_value(conn, state.id)
+        invested = capital(conn, state.id)
         frame = positions_frame(conn, name)
     print_fields(
         f"account {state.name} (epoch {state.epoch})",
@@ -108,7 +111,7 @@ def account_show(name: str, db: str | None) -> None:
             ("reserved cash", fmt_money(state.reserved_cash)),
             ("available cash", fmt_money(state.available_cash)),
             ("equity", fmt_money(equity)),
-            ("return", fmt_percent(equity / state.initial_cash - 1) if state.initial_cash else "n/a"),
+            ("return", "n/a" if (gain := total_return(equity, invested)) is None else fmt_percent(gain)),
         ],
     )
     if frame.empty:
@@ -130,6 +133,28 @@ def account_show(name: str, db: str | None) -> None:
     ]
     print_table("positions (reserved: held by resting sells; last price: mid of the last quote)", columns, rows,
                 numeric=set(columns[1:]))
+
+
+@account.command("deposit")
+@click.argument("name")
+@click.argument("amount", type=CASH)
+@db_option
+def account_deposit(name: str, amount: Decimal, db: str | None) -> None:
+    """Add AMOUNT of cash to account NAME (a `deposit` cash movement; returns count it as capital)."""
+    with existing_broker(db, name) as broker:
+        state = broker.deposit(amount)
+    click.echo(f"deposited {fmt_money(amount)} into {name!r}: cash {fmt_money(state['cash'])}")
+
+
+@account.command("withdraw")
+@click.argument("name")
+@click.argument("amount", type=CASH)
+@db_option
+def account_withdraw(name: str, amount: Decimal, db: str | None) -> None:
+    """Take AMOUNT of cash out of account NAME (at most its available cash)."""
+    with existing_broker(db, name) as broker:
+        state = broker.withdraw(amount)
+    click.echo(f"withdrew {fmt_money(amount)} from {name!r}: cash {fmt_money(state['cash'])}")
 
 
 @account.command("reset")

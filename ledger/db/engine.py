@@ -8,6 +8,7 @@ PostgreSQL: plain transactions; the use cases lock the account row with ``SELECT
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,11 +30,19 @@ _engines: dict[str, Engine] = {}
 _read_only_engines: dict[str, Engine] = {}
 
 
-def resolve_db_url(db_url: str | None = None) -> str:
+def resolve_db_url(db_url: str | os.PathLike[str] | None = None) -> str:
     """Explicit URL > ``LEDGER_DATABASE_URL`` > config ``database_url`` > ``sqlite:///paper_ledger.db`` (cwd).
 
-    A bare filesystem path is accepted and taken as a SQLite file.
+    A bare filesystem path (text or ``os.PathLike``) is accepted and taken as a SQLite file. An explicit value of
+    another type is a TypeError and an empty one a ValueError: neither may silently pick some other database.
     """
+    if db_url is not None:
+        if isinstance(db_url, os.PathLike):
+            db_url = os.fspath(db_url)
+        if not isinstance(db_url, str):
+            raise TypeError(f"db_url must be a URL or file path (str), got {type(db_url).__name__}")
+        if not db_url.strip():
+            raise ValueError("db_url is empty; pass a URL or file path, or None for the default")
     url = get_cfg("database_url", explicit=db_url)
     if not url:
         url = f"sqlite:///{Path.cwd() / DEFAULT_DB_FILE}"

@@ -65,7 +65,7 @@ def quote_all(broker: PaperBroker, mids: dict[str, float]) -> list[dict[str, Any
     """Quote every symbol around its mid; returns the fills of the resting limits (anyone's) that crossed."""
     fills = []
     for symbol, mid in mids.items():
-        fills += [fill_summary(fill) for fill in broker.set_quote(symbol, bid=mid - 0.05, ask=mid + 0.05)]
+        fills += [fill_summary(fill) for fill in broker.set_quote(symbol, bid=round(mid - 0.05, 6), ask=round(mid + 0.05, 6))]
     return fills
 
 
