@@ -184,40 +184,67 @@ def max_drawdown(values: Sequence[Decimal]) -> Decimal:
 
 
 def account_max_drawdown(source: Source, account: str) -> Decimal:
-    """THE max drawdown of an account's current epoch: of its :func:`equity_curve`, computed exactly (Decimal).
+    """THE max drawdown of an account's current epoch: of its :func:`equity_curve` net of deposits and
+    withdrawals, computed exactly (Decimal).
 
     ``paper-ledger report`` and the replay summary both show this figure.
     """
     with _reading(source) as conn:
         points = _equity_points(conn, _account(conn, account))
-    return max_drawdown([point["equity"] for point in points])
+    # Deposits and withdrawals are not gains or losses: each point is taken as if every flow of the epoch had
+    # happened at its start (equity + the flows still to come), so only trading moves the curve's peaks.
+    total = points[-1]["net_deposits"]
+    return max_drawdown([point["equity"] + total - point["net_deposits"] for point in points])
 
 
 def _equity_points(conn: Connection, account_row: Any) -> list[dict[str, Any]]:
-    """The points of :func:`equity_curve`, in Decimal."""
+    """The points of :func:`equity_curve`, in Decimal: one at the epoch's start, then one per distinct time of
+    a fill, deposit or withdrawal (``net_deposits``: deposits minus withdrawals so far)."""
     start = conn.execute(_epoch_start_stmt(account_row)).one()
     fills = conn.execute(fills_stmt(account_row.id)).all()
+    flows = conn.execute(_flows_stmt(account_row)).all()
+    events = sorted([(fill.filled_at, 0, index) for index, fill in enumerate(fills)]
+                    + [(flow.at, 1, index) for index, flow in enumerate(flows)])
     cash: Decimal = start.amount_e6
+    deposited = Decimal(0)
     held: dict[str, Decimal] = {}
     last_price: dict[str, Decimal] = {}
-    points = [_equity_point(start.at, cash, held, last_price)]
-    for index, fill in enumerate(fills):
-        signed_qty = fill.qty_e6 if fill.side == SIDE_BUY else -fill.qty_e6
-        cash += -(fill.notional_e6 + fill.fee_e6) if fill.side == SIDE_BUY else fill.notional_e6 - fill.fee_e6
-        held[fill.symbol] = held.get(fill.symbol, Decimal(0)) + signed_qty
-        last_price[fill.symbol] = fill.price_e6
-        is_last_at_this_time = index + 1 == len(fills) or fills[index + 1].filled_at != fill.filled_at
-        if is_last_at_this_time:
-            points.append(_equity_point(fill.filled_at, cash, held, last_price))
+    points = [_equity_point(start.at, cash, held, last_price, deposited)]
+    for position, (at, kind, index) in enumerate(events):
+        if kind == 1:
+            cash += flows[index].amount_e6
+            deposited += flows[index].amount_e6
+        else:
+            fill = fills[index]
+            signed_qty = fill.qty_e6 if fill.side == SIDE_BUY else -fill.qty_e6
+            cash += -(fill.notional_e6 + fill.fee_e6) if fill.side == SIDE_BUY else fill.notional_e6 - fill.fee_e6
+            held[fill.symbol] = held.get(fill.symbol, Decimal(0)) + signed_qty
+            last_price[fill.symbol] = fill.price_e6
+        if position + 1 == len(events) or events[position + 1][0] != at:
+            points.append(_equity_point(at, cash, held, last_price, deposited))
     return points
 
 
+def _flows_stmt(account: Any) -> Select[Any]:
+    """The current epoch's deposits and withdrawals, in order."""
+    return (
+        select(cash_movements.c.at, cash_movements.c.amount_e6)
+        .where(
+            cash_movements.c.account_id == account.id,
+            cash_movements.c.epoch == account.epoch,
+            cash_movements.c.kind.in_(("deposit", "withdrawal")),
+        )
+        .order_by(cash_movements.c.id)
+    )
+
+
 def _equity_point(
-    at: datetime, cash: Decimal, held: dict[str, Decimal], price: dict[str, Decimal]
+    at: datetime, cash: Decimal, held: dict[str, Decimal], price: dict[str, Decimal], net_deposits: Decimal
 ) -> dict[str, Any]:
     positions_value = sum((qty * price[symbol] for symbol, qty in held.items()), Decimal(0))
     equity = cash + positions_value
-    return {"timestamp": at, "cash": cash, "positions_value": positions_value, "equity": equity}
+    return {"timestamp": at, "cash": cash, "positions_value": positions_value, "equity": equity,
+            "net_deposits": net_deposits}
 
 
 def _epoch_start_stmt(account: Any) -> Select[Any]:

@@ -71,3 +71,26 @@ def test_cli_deposit_withdraw_and_account_show_return(db_url, clock):
     assert runner.invoke(cli, ["account", "withdraw", "carol", "100", "--db", db_url]).exit_code == 0
     shown = runner.invoke(cli, ["account", "show", "carol", "--db", db_url]).output
     assert "1,400" in shown and "+0.00%" in shown.replace(" 0.00%", " +0.00%")
+
+
+def test_report_return_and_drawdown_count_deposits_and_withdrawals_as_capital_not_gains(make_broker, db_url, clock):
+    from ledger.reports import account_max_drawdown, equity_curve
+
+    broker = make_broker(initial_cash=10_000, slippage_bps=0, fee_bps=0)
+    broker.set_quote("AAPL", bid=100, ask=100)
+    broker.submit_order("AAPL", "BUY", 10)
+    clock.advance(seconds=60)
+    broker.withdraw(5_000)  # not a loss
+    clock.advance(seconds=60)
+    broker.set_quote("AAPL", bid=90, ask=90)
+    broker.submit_order("AAPL", "SELL", 10)  # a real loss of 100 on 10,000 of capital
+    clock.advance(seconds=60)
+    broker.deposit(20_000)  # not a gain
+
+    curve = equity_curve(db_url, broker.account)
+    assert [float(value) for value in curve["equity"]] == [10_000, 10_000, 5_000, 4_900, 24_900]
+    # Net of flows the account went 25,000 -> 24,900: a 0.4% drawdown, not the 51% the raw curve shows.
+    assert account_max_drawdown(db_url, broker.account) == Decimal("0.004")
+    shown = CliRunner().invoke(cli, ["report", broker.account, "--db", db_url]).output
+    assert "net deposits" in shown and "15,000.00" in shown
+    assert "-0.40%" in shown  # return on 25,000 of capital: 24,900 / 25,000 - 1

@@ -30,7 +30,7 @@ from ledger.cli.common import (
 )
 from ledger.exceptions import LedgerError
 from ledger.export import export_jsonl
-from ledger.queries import RUN_COLUMNS, fills_stmt, portfolio_value, runs_stmt, symbol_totals_stmt
+from ledger.queries import RUN_COLUMNS, capital, fills_stmt, portfolio_value, runs_stmt, symbol_totals_stmt, total_return
 from ledger.sql_console import run_read_only
 
 if TYPE_CHECKING:
@@ -219,6 +219,7 @@ def report(name: str, plot: Path | None, db: str | None) -> None:
     with reading(db) as conn:
         state = require_account(conn, name)
         equity = portfolio_value(conn, state.id)
+        invested = capital(conn, state.id)
         totals = conn.execute(symbol_totals_stmt(state.id)).all()
         curve = equity_curve(conn, name)
         drawdown = account_max_drawdown(conn, name)
@@ -228,9 +229,10 @@ def report(name: str, plot: Path | None, db: str | None) -> None:
         f"account {state.name} (epoch {state.epoch})",
         [
             ("initial cash", fmt_money(state.initial_cash)),
+            ("net deposits", fmt_money(invested - state.initial_cash)),
             ("equity (at last quotes)", fmt_money(equity)),
-            ("return", fmt_percent(equity / state.initial_cash - 1) if state.initial_cash else "n/a"),
-            ("max drawdown (fill-marked curve)", fmt_percent(drawdown, signed=False)),
+            ("return", "n/a" if (gain := total_return(equity, invested)) is None else fmt_percent(gain)),
+            ("max drawdown (fill-marked curve, net of deposits)", fmt_percent(drawdown, signed=False)),
             ("fills", str(sum(row.fill_count for row in totals))),
             ("fees", fmt_money(fees)),
             ("traded notional", fmt_money(notional)),
