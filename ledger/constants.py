@@ -8,15 +8,38 @@ SIDE_BUY = "BUY"
 SIDE_SELL = "SELL"
 SIDES = (SIDE_BUY, SIDE_SELL)
 
+# Order types, times in force and statuses in Alpaca's spelling (the service speaks Alpaca's API).
 ORDER_MARKET = "market"
 ORDER_LIMIT = "limit"
-ORDER_TYPES = (ORDER_MARKET, ORDER_LIMIT)
+ORDER_STOP = "stop"
+ORDER_STOP_LIMIT = "stop_limit"
+ORDER_TRAILING_STOP = "trailing_stop"
+ORDER_TYPES = (ORDER_MARKET, ORDER_LIMIT, ORDER_STOP, ORDER_STOP_LIMIT, ORDER_TRAILING_STOP)
+STOP_TYPES = (ORDER_STOP, ORDER_STOP_LIMIT, ORDER_TRAILING_STOP)  # wait for a quote to reach their stop
+
+TIF_DAY = "day"
+TIF_GTC = "gtc"
+TIF_IOC = "ioc"
+TIF_FOK = "fok"
+TIMES_IN_FORCE = (TIF_DAY, TIF_GTC, TIF_IOC, TIF_FOK)
+AUCTION_TIMES_IN_FORCE = ("opg", "cls")  # refused: the ledger has no opening or closing auction
 
 STATUS_NEW = "new"
+STATUS_PARTIALLY_FILLED = "partially_filled"
 STATUS_FILLED = "filled"
 STATUS_CANCELED = "canceled"
+STATUS_EXPIRED = "expired"
+STATUS_REPLACED = "replaced"
 STATUS_REJECTED = "rejected"
-ORDER_STATUSES = (STATUS_NEW, STATUS_FILLED, STATUS_CANCELED, STATUS_REJECTED)
+ORDER_STATUSES = (
+    STATUS_NEW, STATUS_PARTIALLY_FILLED, STATUS_FILLED, STATUS_CANCELED, STATUS_EXPIRED, STATUS_REPLACED,
+    STATUS_REJECTED,
+)
+OPEN_STATUSES = (STATUS_NEW, STATUS_PARTIALLY_FILLED)  # working: may still fill, hold reservations
+
+FILL_FULL = "full"
+FILL_DISPLAYED_SIZE = "displayed_size"
+FILL_MODELS = (FILL_FULL, FILL_DISPLAYED_SIZE)
 
 DEFAULT_ACCOUNT = "default"
 DEFAULT_DB_FILE = "paper_ledger.db"

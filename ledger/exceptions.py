@@ -40,6 +40,14 @@ class OrderNotFoundError(BrokerError):
         super().__init__(f"Order not found: {order_id}")
 
 
+class OrderNotReplaceableError(BrokerError):
+    """The order cannot be replaced: it is no longer open (filled, canceled, expired, replaced or rejected)."""
+
+
+class PositionNotFoundError(BrokerError):
+    """The account holds no position in the symbol (nothing to close)."""
+
+
 class QuoteNotFoundError(BrokerError):
     """No quote has been stored for the symbol."""
 

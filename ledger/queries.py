@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, case, column, func, select, table
 
 from ledger.book.store import accounts, cash_movements, fills, orders, positions, quotes
+from ledger.constants import OPEN_STATUSES
 
 # The audit view of daily P&L (migration 0002); views are not in the models' metadata.
 v_daily_pnl = table(
@@ -131,12 +132,31 @@ def fills_stmt(
 
 
 def orders_stmt(account_id: int, *, status: str | None = None, current_epoch_only: bool = True) -> Select[Any]:
-    stmt = select(orders).where(orders.c.account_id == account_id).order_by(orders.c.id)
+    """The account's orders, oldest first, with the public ids of the orders each ``replaces`` / was
+    ``replaced_by``. ``status``: one status, or ``open`` (new, partially_filled) or ``closed`` (the others)."""
+    predecessor = orders.alias("predecessor")
+    successor = orders.alias("successor")
+    stmt = (
+        select(orders, predecessor.c.order_id.label("replaces"), successor.c.order_id.label("replaced_by"))
+        .outerjoin(predecessor, predecessor.c.id == orders.c.replaces_id)
+        .outerjoin(successor, successor.c.id == orders.c.replaced_by_id)
+        .where(orders.c.account_id == account_id)
+        .order_by(orders.c.id)
+    )
     if current_epoch_only:
         stmt = stmt.where(orders.c.epoch == _current_epoch(account_id))
-    if status is not None:
+    if status == "open":
+        stmt = stmt.where(orders.c.status.in_(OPEN_STATUSES))
+    elif status == "closed":
+        stmt = stmt.where(orders.c.status.not_in(OPEN_STATUSES))
+    elif status is not None:
         stmt = stmt.where(orders.c.status == status)
     return stmt
+
+
+def order_stmt(account_id: int, order_id: str) -> Select[Any]:
+    """One order of the account (any epoch) by its public id, as ``orders_stmt`` shows it."""
+    return orders_stmt(account_id, current_epoch_only=False).where(orders.c.order_id == order_id)
 
 
 def orders_with_fill_price_stmt(account_id: int, *, status: str | None = None) -> Select[Any]:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ledger.book import store
-from ledger.book.orders import release_resting
+from ledger.book.orders import cancel_open_orders
 from ledger.book.store import AccountState, PendingRun, Store
 from ledger.book.validation import ledger_id, printable
 from ledger.exceptions import AccountMismatchError, CashMovementError, LedgerError
@@ -122,8 +122,7 @@ def reset_account(
 ) -> AccountState:
     """Start a new epoch: cancel resting orders, restore cash. Earlier epochs' rows stay queryable."""
     account = ledger.lock_account(account_id, now)
-    for order in ledger.resting_orders(account):
-        release_resting(ledger, account, order, now, "account reset")
+    cancel_open_orders(ledger, account, now, "account reset")
     ledger.flush(now)  # the released positions belong to the old epoch: save them before it changes
     account.epoch += 1
     if initial_cash is not None:

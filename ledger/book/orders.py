@@ -1,32 +1,59 @@
-"""Use cases on orders: submit one or a batch (fill now, rest, or reject) and cancel. Each is one transaction."""
+"""Use cases on orders: submit (one or a batch), work open orders against a quote, cancel, replace, expire, close
+positions. Each public function is one use case run inside the caller's one write transaction.
+
+Every status change is an ``order_events`` row; reservations (cash for buys, shares for sells) are held by open
+orders (``new``, ``partially_filled``) and shrink as they fill. See ``ledger.book.matching`` for when an order
+trades, and README "Trading rules" for the rules in prose.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from ledger.book.fills import FillableOrder, apply_fill, fill_effect, price_order
-from ledger.book.pricing import buy_reservation, is_marketable
-from ledger.book.store import AccountState, PositionState, QuoteSnapshot, Store
-from ledger.book.validation import InvalidOrder, OrderRequest, ledger_id, printable
+from ledger.book.fills import FillableOrder, apply_fill, fill_effect
+from ledger.book.matching import (
+    Liquidity,
+    average_price,
+    is_marketable_now,
+    notional_qty,
+    remaining_qty,
+    track_stop,
+    trailing_stop_price,
+)
+from ledger.book.pricing import execution_price, price_fill, slipped_price
+from ledger.book.store import AccountState, PositionState, QuoteSnapshot, Store, order_columns
+from ledger.book.validation import InvalidOrder, OrderRequest, ledger_id, printable, validate_order
+from ledger.calendars import day_order_expiry
 from ledger.constants import (
-    ORDER_LIMIT,
+    OPEN_STATUSES,
+    ORDER_MARKET,
+    ORDER_TRAILING_STOP,
     SIDE_BUY,
+    SIDE_SELL,
     STATUS_CANCELED,
+    STATUS_EXPIRED,
     STATUS_FILLED,
     STATUS_NEW,
+    STATUS_PARTIALLY_FILLED,
     STATUS_REJECTED,
+    STATUS_REPLACED,
+    TIF_DAY,
+    TIF_FOK,
+    TIF_IOC,
 )
 from ledger.exceptions import (
     ClientOrderIdConflictError,
     InsufficientFundsError,
     OrderNotFoundError,
+    OrderNotReplaceableError,
     OrderRejectedError,
+    PositionNotFoundError,
 )
-from ledger.money import AmountLimitError, plain
+from ledger.money import UNIT, AmountLimitError, plain, round_amount
 
 ZERO = Decimal(0)
 
@@ -51,51 +78,84 @@ class SubmitOutcome:
     replayed: bool = False
 
 
+@dataclass(frozen=True)
+class ReplaceRequest:
+    """What ``replace_order`` changes; None keeps the old order's value (qty: its unfilled quantity)."""
+
+    qty: object = None
+    limit_price: object = None
+    stop_price: object = None
+    trail: object = None  # the trail_price or trail_percent, whichever the order has
+    time_in_force: object = None
+    client_order_id: object = None
+
+
 def new_order_id() -> str:
     """A random 128-bit id (uuid4 hex): unique forever, unlike the seed's 8 hex characters."""
     return uuid.uuid4().hex
 
 
-def _base_values(ctx: TradingContext, account: AccountState, now: datetime) -> dict[str, Any]:
-    return {
-        "order_id": new_order_id(),
-        "account_id": account.id,
-        "epoch": account.epoch,
-        "run_id": ctx.run_id,
-        "slippage_bps_e6": ctx.slippage_bps,
-        "fee_bps_e6": ctx.fee_bps,
-        "filled_qty_e6": ZERO,
-        "reserved_cash_e6": ZERO,
-        "reserved_qty_e6": ZERO,
-        "reject_reason": None,
-        "submitted_at": now,
-        "updated_at": now,
-    }
+# -- starting a write on an account ------------------------------------------------------------------------------
+def open_account_for_write(store: Store, ctx: TradingContext, now: datetime) -> AccountState:
+    """Lock the account (its clock checked and advanced) and expire its open orders whose time is up.
+
+    Every write transaction on an account starts here, so a ``day`` order expires in the first write whose
+    broker time is past its session's close (a quote, a submit, a cancel), with its reservation released.
+    """
+    account = store.lock_account(ctx.account_id, now)
+    expire_due(store, account, now)
+    return account
+
+
+def expire_due(store: Store, account: AccountState, now: datetime) -> list[dict[str, Any]]:
+    """Expire every open order of the account whose ``expires_at`` is at or before ``now``; returns them."""
+    due = store.due_orders(account, now)
+    for order in due:
+        close_open_order(store, account, order, STATUS_EXPIRED, now, f"expired at {order['expires_at']:%Y-%m-%d %H:%M} UTC")
+    return due
+
+
+# -- submit ------------------------------------------------------------------------------------------------------
+def _order_values(ctx: TradingContext, account: AccountState, now: datetime, **fields: Any) -> dict[str, Any]:
+    """A new order row: every column, with the given fields set."""
+    values: dict[str, Any] = dict.fromkeys(order_columns(), None)
+    values.update(
+        order_id=new_order_id(), account_id=account.id, epoch=account.epoch, run_id=ctx.run_id,
+        slippage_bps_e6=ctx.slippage_bps, fee_bps_e6=ctx.fee_bps, filled_qty_e6=ZERO, reserved_cash_e6=ZERO,
+        reserved_qty_e6=ZERO, submitted_at=now, updated_at=now,
+    )
+    values.update(fields)
+    return values
+
+
+def _request_values(ctx: TradingContext, account: AccountState, request: OrderRequest, now: datetime) -> dict[str, Any]:
+    return _order_values(
+        ctx, account, now,
+        client_order_id=request.client_order_id, symbol=request.symbol, side=request.side,
+        order_type=request.order_type, time_in_force=request.time_in_force, qty_e6=request.qty,
+        notional_e6=request.notional, limit_price_e6=request.limit_price, stop_price_e6=request.stop_price,
+        trail_price_e6=request.trail_price, trail_percent_e6=request.trail_percent,
+    )
 
 
 def record_invalid_order(store: Store, ctx: TradingContext, invalid: InvalidOrder, now: datetime) -> SubmitOutcome:
     """Keep an order that failed validation for audit, as submitted (it never holds a client_order_id)."""
-    account = store.lock_account(ctx.account_id, now)
-    values = {
-        **_base_values(ctx, account, now),
-        "client_order_id": None,
-        "symbol": invalid.symbol,
-        "side": invalid.side,
-        "order_type": invalid.order_type,
-        "qty_e6": invalid.qty,
-        "limit_price_e6": invalid.limit_price,
-    }
+    account = open_account_for_write(store, ctx, now)
+    values = _order_values(
+        ctx, account, now, symbol=invalid.symbol, side=invalid.side, order_type=invalid.order_type,
+        time_in_force=None, qty_e6=invalid.qty, limit_price_e6=invalid.limit_price,
+    )
     outcome = _reject(store, values, OrderRejectedError(invalid.symbol, invalid.reason))
     store.flush(now)
     return outcome
 
 
 def submit_order(store: Store, ctx: TradingContext, request: OrderRequest, now: datetime) -> SubmitOutcome:
-    """Fill a market or marketable limit order now, rest a non-marketable limit, or reject; never half of one.
+    """Place one order: it fills now (wholly or partly), rests, or is rejected; never half of one.
 
     A rejection is recorded (the caller commits it, then raises ``outcome.error``).
     """
-    account = store.lock_account(ctx.account_id, now)
+    account = open_account_for_write(store, ctx, now)
     outcome = place_order(store, ctx, account, request, now)
     store.flush(now)
     return outcome
@@ -107,7 +167,7 @@ def submit_orders(store: Store, ctx: TradingContext, requests: list[OrderRequest
     On the first order that would be rejected, raises its error (the same type, the message naming the order's
     index) before anything is written; the caller's transaction then rolls back.
     """
-    account = store.lock_account(ctx.account_id, now)
+    account = open_account_for_write(store, ctx, now)
     store.reserve_keys(len(requests))
     outcomes = []
     for index, request in enumerate(requests):
@@ -129,18 +189,23 @@ def batch_rejection(index: int, error: OrderRejectedError) -> OrderRejectedError
     return rejection
 
 
+_IDEMPOTENT_FIELDS = (
+    ("symbol", "symbol"), ("side", "side"), ("order_type", "order_type"), ("time_in_force", "time_in_force"),
+    ("limit_price_e6", "limit_price"), ("stop_price_e6", "stop_price"), ("trail_price_e6", "trail_price"),
+    ("trail_percent_e6", "trail_percent"), ("notional_e6", "notional"),
+)
+
+
 def _same_parameters(order: dict[str, Any], request: OrderRequest) -> bool:
-    return (
-        order["symbol"] == request.symbol
-        and order["side"] == request.side
-        and order["order_type"] == request.order_type
-        and order["qty_e6"] == request.qty
-        and order["limit_price_e6"] == request.limit_price
-    )
+    if any(order[column] != getattr(request, field) for column, field in _IDEMPOTENT_FIELDS):
+        return False
+    # A notional order's quantity was fixed when it was priced: its notional identifies it.
+    return request.notional is not None or order["qty_e6"] == request.qty
 
 
 def place_order(
-    store: Store, ctx: TradingContext, account: AccountState, request: OrderRequest, now: datetime
+    store: Store, ctx: TradingContext, account: AccountState, request: OrderRequest, now: datetime,
+    *, replaces: dict[str, Any] | None = None,
 ) -> SubmitOutcome:
     """Decide and queue one order against the locked ``account`` (edited in place; the store saves it).
 
@@ -156,171 +221,403 @@ def place_order(
                     f"client_order_id {request.client_order_id!r} already names order {order['order_id']} "
                     f"({order['side']} {plain(order['qty_e6'])} {order['symbol']} {order['order_type']}"
                     + ("" if order["limit_price_e6"] is None else f" {plain(order['limit_price_e6'])}")
-                    + "); "
-                    "a different order needs a different id"
+                    + f" {order['time_in_force']}); a different order needs a different id"
                 )
             return SubmitOutcome(order, fill=fill, replayed=True)
-    outcome = _place_new(store, ctx, account, request, now)
+    outcome = _place_new(store, ctx, account, request, now, replaces)
     if request.client_order_id is not None and outcome.error is None:
         store.hold_client_order_id(request.client_order_id, outcome.order, outcome.fill)
     return outcome
 
 
 def _place_new(
-    store: Store, ctx: TradingContext, account: AccountState, request: OrderRequest, now: datetime
+    store: Store, ctx: TradingContext, account: AccountState, request: OrderRequest, now: datetime,
+    replaces: dict[str, Any] | None,
 ) -> SubmitOutcome:
     quote = store.quote(account, request.symbol)
     position = store.position(account, request.symbol)
-    values = {
-        **_base_values(ctx, account, now),
-        "client_order_id": request.client_order_id,
-        "symbol": request.symbol,
-        "side": request.side,
-        "order_type": request.order_type,
-        "qty_e6": request.qty,
-        "limit_price_e6": request.limit_price,
-    }
-    if request.order_type != ORDER_LIMIT and quote is None:
-        return _reject(store, values, OrderRejectedError(request.symbol, f"No quote available for {request.symbol}"))
-    if quote is not None and (
-        request.order_type != ORDER_LIMIT or is_marketable(request.side, request.limit_price, quote.bid, quote.ask)
-    ):
-        return _fill_now(store, ctx, account, position, quote, request, values, now)
-
-    assert request.limit_price is not None
-    if request.side == SIDE_BUY:
-        try:
-            reserve = buy_reservation(request.qty, request.limit_price, ctx.fee_bps)
-        except AmountLimitError as exc:
-            return _reject(store, values, OrderRejectedError(request.symbol, str(exc)))
-        error = _affordability_error(request, account, position, reserve)
-        if error is not None:
-            return _reject(store, values, error)
-        values["reserved_cash_e6"] = reserve
-        account.reserved_cash += reserve
-    else:
-        error = _affordability_error(request, account, position, ZERO)
-        if error is not None:
-            return _reject(store, values, error)
-        values["reserved_qty_e6"] = request.qty
-        position.reserved_qty += request.qty
-        store.touch_position(position)
-    values["status"] = STATUS_NEW
-    pk = store.add_order(values)
-    store.add_event(pk, now, None, STATUS_NEW, "resting: no quote yet" if quote is None else "resting: limit not marketable")
-    return SubmitOutcome(values)
-
-
-def _fill_now(
-    store: Store,
-    ctx: TradingContext,
-    account: AccountState,
-    position: PositionState,
-    quote: QuoteSnapshot,
-    request: OrderRequest,
-    values: dict[str, Any],
-    now: datetime,
-) -> SubmitOutcome:
-    order = FillableOrder(
-        0, values["order_id"], request.symbol, request.side, request.qty, request.limit_price,
-        ctx.slippage_bps, ctx.fee_bps, ZERO, ZERO,
-    )
+    values = _request_values(ctx, account, request, now)
+    if replaces is not None:
+        values["replaces_id"] = replaces["id"]
+    needs_quote = request.order_type in (ORDER_MARKET, ORDER_TRAILING_STOP)
+    if needs_quote and quote is None:
+        what = "trail from" if request.order_type == ORDER_TRAILING_STOP else "price it"
+        return _reject(store, values, OrderRejectedError(request.symbol, f"No quote available for {request.symbol} to {what}"))
     try:
-        priced = price_order(order, quote)
-        error = _affordability_error(request, account, position, priced.buy_cost)
-        effect = fill_effect(account, position, order, priced) if error is None else None
+        if request.notional is not None:
+            assert quote is not None
+            price = slipped_price(request.side, quote.bid, quote.ask, ctx.slippage_bps)
+            values["qty_e6"] = notional_qty(request.notional, price)
+            if values["qty_e6"] <= 0:
+                return _reject(store, values, OrderRejectedError(
+                    request.symbol, f"notional {plain(request.notional)} buys less than 0.000001 at {plain(price)}"))
+        if request.time_in_force == TIF_DAY:
+            values["expires_at"] = day_order_expiry(account.calendar, now)
+        if request.order_type == ORDER_TRAILING_STOP:
+            assert quote is not None
+            values["hwm_e6"] = quote.ask if request.side == SIDE_BUY else quote.bid
+            values["stop_price_e6"] = trailing_stop_price(values, values["hwm_e6"])
+        trigger = track_stop(values, quote) if quote is not None else None
+        if trigger is not None:
+            values["triggered_at"] = now
+        fill_now, fill_qty = _immediate_fill(account, values, quote)
+        if request.time_in_force == TIF_FOK and (not fill_now or fill_qty < values["qty_e6"]):
+            return _cancel_at_once(store, values, now, trigger, "fok: could not fill the whole quantity at once")
+        if request.time_in_force == TIF_IOC and not fill_now:
+            return _cancel_at_once(store, values, now, trigger, "ioc: nothing could fill at once")
+        rests = values["qty_e6"] - fill_qty if request.time_in_force != TIF_IOC else ZERO
+        error = _affordability_error(account, position, values, quote, fill_qty if fill_now else ZERO, rests)
     except AmountLimitError as exc:
         error = OrderRejectedError(request.symbol, str(exc))
     if error is not None:
         return _reject(store, values, error)
-    assert effect is not None
-    values.update(status=STATUS_FILLED, filled_qty_e6=request.qty)
+
+    values["status"] = STATUS_NEW
     pk = store.add_order(values)
-    store.add_event(pk, now, None, STATUS_NEW, None)
-    store.add_event(pk, now, STATUS_NEW, STATUS_FILLED, None)
-    fill = apply_fill(store, account, position, order._replace(pk=pk), priced, effect, quote, ctx.run_id, now)
+    store.add_event(pk, now, None, STATUS_NEW, _accepted_reason(values, quote, fill_now))
+    if trigger is not None:
+        store.add_event(pk, now, STATUS_NEW, STATUS_NEW, trigger)
+    if rests > 0:
+        _reserve(account, position, values, quote, rests, store)
+    fill = None
+    if fill_now:
+        assert quote is not None
+        fill = execute_fill(store, account, position, values, quote, fill_qty, ctx.run_id, now, Liquidity(account, quote))
+        if fill is None:  # refused at the fill (bounds): the order is closed with the reason, never half-written
+            return SubmitOutcome(values)
+    if values["status"] in OPEN_STATUSES and request.time_in_force == TIF_IOC:
+        close_open_order(store, account, values, STATUS_CANCELED, now, "ioc: unfilled remainder canceled")
     return SubmitOutcome(values, fill=fill)
 
 
+def _immediate_fill(account: AccountState, order: dict[str, Any], quote: QuoteSnapshot | None) -> tuple[bool, Decimal]:
+    """Whether the new order can trade on the current quote, and how much of it (displayed size allowing)."""
+    if quote is None or not is_marketable_now(order, quote):
+        return False, ZERO
+    qty = Liquidity(account, quote).available(order["side"], order["qty_e6"])
+    return qty > 0, qty
+
+
+def _accepted_reason(values: dict[str, Any], quote: QuoteSnapshot | None, fill_now: bool) -> str | None:
+    if fill_now:
+        return None
+    if quote is None:
+        return "resting: no quote yet"
+    if values["order_type"] in ("stop", "stop_limit", ORDER_TRAILING_STOP) and values["triggered_at"] is None:
+        return f"resting: waiting for the stop {plain(values['stop_price_e6'])}"
+    return "resting: limit not marketable"
+
+
+def _cancel_at_once(
+    store: Store, values: dict[str, Any], now: datetime, trigger: str | None, reason: str
+) -> SubmitOutcome:
+    """An ioc or fok order that cannot trade now: accepted, then canceled in the same transaction, nothing held."""
+    values.update(status=STATUS_CANCELED, canceled_at=now)
+    pk = store.add_order(values)
+    store.add_event(pk, now, None, STATUS_NEW, None)
+    if trigger is not None:
+        store.add_event(pk, now, STATUS_NEW, STATUS_NEW, trigger)
+    store.add_event(pk, now, STATUS_NEW, STATUS_CANCELED, reason)
+    return SubmitOutcome(values)
+
+
+def _reference_price(order: dict[str, Any], quote: QuoteSnapshot | None) -> Decimal:
+    """The price a resting buy reserves cash at: its limit if it has one (never filled above it), else its stop,
+    else the current ask; slippage added for the market-like ones."""
+    if order["limit_price_e6"] is not None:
+        return order["limit_price_e6"]
+    base = order["stop_price_e6"] if order["stop_price_e6"] is not None else quote.ask  # type: ignore[union-attr]
+    return slipped_price(SIDE_BUY, base, base, order["slippage_bps_e6"])
+
+
 def _affordability_error(
-    request: OrderRequest, account: AccountState, position: PositionState, cash_needed: Decimal
+    account: AccountState, position: PositionState, order: dict[str, Any], quote: QuoteSnapshot | None,
+    fill_qty: Decimal, rest_qty: Decimal,
 ) -> OrderRejectedError | None:
-    if request.side == SIDE_BUY:
-        if cash_needed > account.available_cash:
+    """Can the account take the order: cash for what fills now plus the reservation of what rests (buys), or
+    the shares (sells, no shorting)? Computed before anything is written."""
+    symbol = order["symbol"]
+    if order["side"] == SIDE_BUY:
+        needed = ZERO
+        if fill_qty > 0:
+            assert quote is not None
+            price = execution_price(SIDE_BUY, quote.bid, quote.ask, order["slippage_bps_e6"], order["limit_price_e6"])
+            needed += price_fill(fill_qty, price, order["fee_bps_e6"]).buy_cost
+        if rest_qty > 0:
+            needed += price_fill(rest_qty, _reference_price(order, quote), order["fee_bps_e6"]).buy_cost
+        if needed > account.available_cash:
             return InsufficientFundsError(
-                request.symbol,
-                f"Insufficient cash: need ${cash_needed:,.2f}, have ${account.available_cash:,.2f} available",
+                symbol, f"Insufficient cash: need ${needed:,.2f}, have ${account.available_cash:,.2f} available"
             )
         return None
-    if request.qty > position.available_qty:
+    qty = fill_qty + rest_qty
+    if qty > position.available_qty:
         return OrderRejectedError(
-            request.symbol,
-            f"Insufficient shares: need {request.qty.normalize():f}, have {position.available_qty.normalize():f}"
-            + (f" ({position.reserved_qty.normalize():f} reserved by resting sells)" if position.reserved_qty else ""),
+            symbol,
+            f"Insufficient shares: need {plain(qty)}, have {plain(position.available_qty)}"
+            + (f" ({plain(position.reserved_qty)} reserved by open sells)" if position.reserved_qty else ""),
         )
     return None
 
 
+def _reserve(
+    account: AccountState, position: PositionState, order: dict[str, Any], quote: QuoteSnapshot | None,
+    qty: Decimal, store: Store,
+) -> None:
+    """Hold what ``qty`` of the order needs while it rests: cash (buys) or shares (sells)."""
+    if order["side"] == SIDE_BUY:
+        reserve = price_fill(qty, _reference_price(order, quote), order["fee_bps_e6"]).buy_cost
+        order["reserved_cash_e6"] += reserve
+        account.reserved_cash += reserve
+    else:
+        order["reserved_qty_e6"] += qty
+        position.reserved_qty += qty
+        store.touch_position(position)
+
+
 def _reject(store: Store, values: dict[str, Any], error: OrderRejectedError) -> SubmitOutcome:
-    values.update(status=STATUS_REJECTED, reject_reason=error.reason, reserved_cash_e6=ZERO, reserved_qty_e6=ZERO)
+    values.update(status=STATUS_REJECTED, reject_reason=error.reason, reserved_cash_e6=ZERO, reserved_qty_e6=ZERO,
+                  expires_at=None, triggered_at=None)
     pk = store.add_order(values)
     store.add_event(pk, values["submitted_at"], None, STATUS_REJECTED, error.reason)
     return SubmitOutcome(values, error=error)
 
 
-def cancel_order(store: Store, ctx: TradingContext, order_id: str, now: datetime) -> dict[str, Any]:
-    """Cancel a resting order and release its reservation; a finished order just reports its status."""
-    if ledger_id(order_id) is None:
-        raise OrderNotFoundError(printable(order_id, 40))
-    account = store.lock_account(ctx.account_id, now)
-    order = store.order(account.id, order_id)
-    if order is None:
-        raise OrderNotFoundError(order_id)
-    if order["status"] == STATUS_NEW:
-        release_resting(store, account, order, now, "canceled by request")
-        store.flush(now)
-        status = STATUS_CANCELED
-    else:
-        status = order["status"]
-    return {"order_id": order_id, "status": status, "timestamp": now}
-
-
-def release_resting(store: Store, account: AccountState, order: dict[str, Any], now: datetime, reason: str) -> None:
-    """Mark a resting order canceled and give back the cash or shares it reserved (saved by ``store.flush``)."""
-    account.reserved_cash -= order["reserved_cash_e6"]
-    if order["reserved_qty_e6"]:
-        position = store.position(account, order["symbol"])
-        position.reserved_qty -= order["reserved_qty_e6"]
-        store.touch_position(position)
-    store.update_order(order["id"], STATUS_CANCELED, order["filled_qty_e6"], ZERO, ZERO, now)
-    store.add_event(order["id"], now, STATUS_NEW, STATUS_CANCELED, reason)
-
-
-def fill_resting(
+# -- fills -------------------------------------------------------------------------------------------------------
+def execute_fill(
     store: Store,
     account: AccountState,
     position: PositionState,
     order: dict[str, Any],
     quote: QuoteSnapshot,
+    qty: Decimal,
     run_id: str,
     now: datetime,
+    liquidity: Liquidity,
 ) -> dict[str, Any] | None:
-    """Fill a resting limit order that the new quote crossed; its reservation pays for it.
+    """Fill ``qty`` of an open order at the quote; its reservation shrinks in proportion, its status follows.
 
-    A fill that would take an amount past the ledger's bounds (a sell crossed by an extreme quote) is not made:
-    the order is canceled, its event giving the reason, and None is returned.
+    A fill the account cannot pay for (a stop that gapped past what it reserved) or that would take an amount
+    past the ledger's bounds is not made: the order is canceled with the reason, and None is returned.
     """
+    remaining = remaining_qty(order)
+    whole = qty == remaining
+    release_cash = order["reserved_cash_e6"] if whole else round_amount(order["reserved_cash_e6"] * qty / remaining)
+    release_qty = min(order["reserved_qty_e6"], qty)
     fillable = FillableOrder(
-        order["id"], order["order_id"], order["symbol"], order["side"], order["qty_e6"], order["limit_price_e6"],
-        order["slippage_bps_e6"], order["fee_bps_e6"], order["reserved_cash_e6"], order["reserved_qty_e6"],
+        order["id"], order["order_id"], order["symbol"], order["side"], qty,
+        order["limit_price_e6"] if order["order_type"] in ("limit", "stop_limit") else None,
+        order["slippage_bps_e6"], order["fee_bps_e6"], release_cash, release_qty,
     )
+    price = execution_price(order["side"], quote.bid, quote.ask, order["slippage_bps_e6"], fillable.limit_price)
     try:
-        priced = price_order(fillable, quote)
+        priced = price_fill(qty, price, order["fee_bps_e6"])
+        if order["side"] == SIDE_BUY and priced.buy_cost > account.available_cash + release_cash:
+            close_open_order(store, account, order, STATUS_CANCELED, now,
+                             f"canceled instead of filled: insufficient cash (need ${priced.buy_cost:,.2f}, "
+                             f"have ${account.available_cash + release_cash:,.2f})")
+            return None
+        if order["side"] == SIDE_SELL and qty > position.available_qty + release_qty:
+            close_open_order(store, account, order, STATUS_CANCELED, now,
+                             f"canceled instead of filled: insufficient shares (need {plain(qty)})")
+            return None
         effect = fill_effect(account, position, fillable, priced)
     except AmountLimitError as exc:
-        release_resting(store, account, order, now, f"canceled instead of filled: {exc}")
+        close_open_order(store, account, order, STATUS_CANCELED, now, f"canceled instead of filled: {exc}")
         return None
+    earlier = store.fill_prices(order["id"]) if order["filled_qty_e6"] > 0 else []
     fill = apply_fill(store, account, position, fillable, priced, effect, quote, run_id, now)
-    store.update_order(order["id"], STATUS_FILLED, order["qty_e6"], ZERO, ZERO, now)
-    store.add_event(order["id"], now, STATUS_NEW, STATUS_FILLED, "limit crossed by quote")
+    liquidity.take(order["side"], qty)
+    before = order["status"]
+    order["filled_qty_e6"] += qty
+    order["filled_avg_price_e6"] = average_price([*earlier, (qty, price)])
+    order["reserved_cash_e6"] -= release_cash
+    order["reserved_qty_e6"] -= release_qty
+    if order["filled_qty_e6"] == order["qty_e6"]:
+        order["status"] = STATUS_FILLED
+        order["filled_at"] = now
+        _release(store, account, order)
+    else:
+        order["status"] = STATUS_PARTIALLY_FILLED
+    store.update_order(order, now)
+    store.add_event(order["id"], now, before, order["status"], f"{plain(qty)} @ {plain(price)}")
     return fill
+
+
+def work_open_orders(
+    store: Store, account: AccountState, symbol: str, quote: QuoteSnapshot, run_id: str, now: datetime
+) -> list[dict[str, Any]]:
+    """Let the new quote move, trigger and fill the symbol's open orders, oldest first; returns the fills."""
+    fills: list[dict[str, Any]] = []
+    open_orders = store.open_orders(account, symbol)
+    if not open_orders:
+        return fills
+    liquidity = Liquidity(account, quote)
+    position = store.position(account, symbol)
+    store.reserve_keys(len(open_orders))
+    for order in open_orders:
+        mark, stop = order["hwm_e6"], order["stop_price_e6"]
+        trigger = track_stop(order, quote)
+        if trigger is not None:
+            order["triggered_at"] = now
+            store.add_event(order["id"], now, order["status"], order["status"], trigger)
+        moved = (mark, stop) != (order["hwm_e6"], order["stop_price_e6"]) or trigger is not None
+        if is_marketable_now(order, quote):
+            qty = liquidity.available(order["side"], remaining_qty(order))
+            if qty > 0:
+                fill = execute_fill(store, account, position, order, quote, qty, run_id, now, liquidity)
+                if fill is not None:
+                    fills.append(fill)
+                continue
+        if moved:
+            store.update_order(order, now)
+    return fills
+
+
+# -- closing open orders ---------------------------------------------------------------------------------------------
+def _release(store: Store, account: AccountState, order: dict[str, Any]) -> None:
+    """Give back whatever the order still reserves (cash or shares)."""
+    account.reserved_cash -= order["reserved_cash_e6"]
+    if order["reserved_qty_e6"]:
+        position = store.position(account, order["symbol"])
+        position.reserved_qty -= order["reserved_qty_e6"]
+        store.touch_position(position)
+    order["reserved_cash_e6"] = ZERO
+    order["reserved_qty_e6"] = ZERO
+
+
+_CLOSED_AT = {STATUS_CANCELED: "canceled_at", STATUS_EXPIRED: "expired_at", STATUS_REPLACED: "replaced_at"}
+
+
+def close_open_order(
+    store: Store, account: AccountState, order: dict[str, Any], status: str, now: datetime, reason: str
+) -> None:
+    """End an open order as canceled, expired or replaced: its reservation released, its time and event written."""
+    before = order["status"]
+    _release(store, account, order)
+    order["status"] = status
+    order[_CLOSED_AT[status]] = now
+    store.update_order(order, now)
+    store.add_event(order["id"], now, before, status, reason)
+
+
+def cancel_order(store: Store, ctx: TradingContext, order_id: str, now: datetime) -> dict[str, Any]:
+    """Cancel an open order and release its reservation; a finished order just reports its status."""
+    if ledger_id(order_id) is None:
+        raise OrderNotFoundError(printable(order_id, 40))
+    account = open_account_for_write(store, ctx, now)
+    order = store.order(account.id, order_id)
+    if order is None:
+        raise OrderNotFoundError(order_id)
+    if order["status"] in OPEN_STATUSES:
+        close_open_order(store, account, order, STATUS_CANCELED, now, "canceled by request")
+    store.flush(now)
+    return {"order_id": order_id, "status": order["status"], "timestamp": now}
+
+
+def cancel_all_orders(store: Store, ctx: TradingContext, now: datetime) -> list[dict[str, Any]]:
+    """Cancel every open order of the account's current epoch; returns each order's id and new status."""
+    account = open_account_for_write(store, ctx, now)
+    canceled = cancel_open_orders(store, account, now, "canceled by cancel_all_orders")
+    store.flush(now)
+    return [{"order_id": order["order_id"], "status": order["status"], "timestamp": now} for order in canceled]
+
+
+def cancel_open_orders(store: Store, account: AccountState, now: datetime, reason: str) -> list[dict[str, Any]]:
+    orders = store.open_orders(account)
+    for order in orders:
+        close_open_order(store, account, order, STATUS_CANCELED, now, reason)
+    return orders
+
+
+# -- replace -----------------------------------------------------------------------------------------------------
+def replace_order(
+    store: Store, ctx: TradingContext, order_id: str, changes: ReplaceRequest, now: datetime
+) -> SubmitOutcome:
+    """Atomically replace an open order: the old one becomes ``replaced`` (pointing at its successor), the new
+    one records what it ``replaces``, the reservation moves. The new order is placed like any order (it may fill
+    at once); if it would be rejected, nothing changes and the rejection is raised."""
+    if ledger_id(order_id) is None:
+        raise OrderNotFoundError(printable(order_id, 40))
+    account = open_account_for_write(store, ctx, now)
+    old = store.order(account.id, order_id)
+    if old is None:
+        raise OrderNotFoundError(order_id)
+    if old["status"] not in OPEN_STATUSES:
+        raise OrderNotReplaceableError(f"order {order_id} is {old['status']}: only an open order can be replaced")
+    trailing_by_price = old["trail_price_e6"] is not None
+    checked = validate_order(
+        old["symbol"], old["side"], remaining_qty(old) if changes.qty is None else changes.qty, old["order_type"],
+        old["limit_price_e6"] if changes.limit_price is None else changes.limit_price,
+        changes.client_order_id,
+        time_in_force=old["time_in_force"] if changes.time_in_force is None else changes.time_in_force,
+        stop_price=None if old["order_type"] == ORDER_TRAILING_STOP
+        else (old["stop_price_e6"] if changes.stop_price is None else changes.stop_price),
+        trail_price=(old["trail_price_e6"] if changes.trail is None else changes.trail) if trailing_by_price else None,
+        trail_percent=None if trailing_by_price or old["order_type"] != ORDER_TRAILING_STOP
+        else (old["trail_percent_e6"] if changes.trail is None else changes.trail),
+    )
+    if isinstance(checked, InvalidOrder):
+        raise OrderRejectedError(checked.symbol, f"cannot replace order {order_id}: {checked.reason}")
+    close_open_order(store, account, old, STATUS_REPLACED, now, "replaced by request")
+    outcome = place_order(store, ctx, account, checked, now, replaces=old)
+    if outcome.error is not None:
+        raise type(outcome.error)(outcome.error.symbol, f"cannot replace order {order_id}: {outcome.error.reason}")
+    old["replaced_by_id"] = outcome.order["id"]
+    store.update_order(old, now)
+    store.flush(now)
+    outcome.order["replaces"] = old["order_id"]
+    return outcome
+
+
+# -- closing positions -----------------------------------------------------------------------------------------------
+def close_position(
+    store: Store, ctx: TradingContext, symbol: str, qty: Decimal | None, percentage: Decimal | None, now: datetime
+) -> SubmitOutcome:
+    """A market order that closes the position in ``symbol`` (all of it, ``qty``, or ``percentage`` percent)."""
+    account = open_account_for_write(store, ctx, now)
+    outcome = _close(store, ctx, account, symbol, qty, percentage, now)
+    store.flush(now)
+    return outcome
+
+
+def close_all_positions(store: Store, ctx: TradingContext, cancel_orders: bool, now: datetime) -> list[SubmitOutcome]:
+    """Close every position with a market order (first canceling every open order when ``cancel_orders``).
+
+    One transaction; an order that is rejected (no quote, shares held by open orders) is recorded as rejected
+    and the others still go through.
+    """
+    account = open_account_for_write(store, ctx, now)
+    if cancel_orders:
+        cancel_open_orders(store, account, now, "canceled by close_all_positions")
+    store.flush(now)
+    outcomes = [
+        _close(store, ctx, account, symbol, None, None, now)
+        for symbol, qty, _, _ in store.position_marks(account)
+        if qty != 0
+    ]
+    store.flush(now)
+    return outcomes
+
+
+def _close(
+    store: Store, ctx: TradingContext, account: AccountState, symbol: str, qty: Decimal | None,
+    percentage: Decimal | None, now: datetime,
+) -> SubmitOutcome:
+    held = store.position(account, symbol).qty
+    if held == 0:
+        raise PositionNotFoundError(f"no open position in {symbol}")
+    size: object = abs(held)
+    if percentage is not None:
+        if not 0 < percentage <= 100:
+            raise ValueError(f"percentage must be above 0 and at most 100, got {plain(percentage)}")
+        size = (abs(held) * percentage / 100).quantize(UNIT, rounding=ROUND_DOWN)
+    elif qty is not None:
+        size = qty
+    side = SIDE_SELL if held > 0 else SIDE_BUY
+    checked = validate_order(symbol, side, size, ORDER_MARKET)
+    if isinstance(checked, InvalidOrder):
+        values = _order_values(ctx, account, now, symbol=symbol, side=side, order_type=ORDER_MARKET,
+                               time_in_force=None, qty_e6=checked.qty)
+        return _reject(store, values, OrderRejectedError(symbol, checked.reason))
+    return place_order(store, ctx, account, checked, now)

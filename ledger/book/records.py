@@ -11,7 +11,11 @@ from ledger.money import to_float
 
 
 def order_record(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
-    """An ``orders`` row (a Core row or the store's dict) as a protocol dict (quantities and prices as floats)."""
+    """An ``orders`` row (a Core row or the store's dict) as a protocol dict (quantities and prices as floats).
+
+    ``replaces`` / ``replaced_by``: the public ids of the orders this one replaced or was replaced by, when the
+    row carries them (the store's dict after a replace, or a query joining them), else None.
+    """
     m = row._mapping if isinstance(row, Row) else row
     return {
         "order_id": m["order_id"],
@@ -19,15 +23,30 @@ def order_record(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
         "symbol": m["symbol"],
         "side": m["side"],
         "order_type": m["order_type"],
+        "time_in_force": m["time_in_force"],
         "qty": to_float(m["qty_e6"]),
+        "notional": to_float(m["notional_e6"]),
         "limit_price": to_float(m["limit_price_e6"]),
+        "stop_price": to_float(m["stop_price_e6"]),
+        "trail_price": to_float(m["trail_price_e6"]),
+        "trail_percent": to_float(m["trail_percent_e6"]),
+        "hwm": to_float(m["hwm_e6"]),
         "status": m["status"],
         "filled_qty": to_float(m["filled_qty_e6"]),
+        "filled_avg_price": to_float(m["filled_avg_price_e6"]),
         "reject_reason": m["reject_reason"],
         "run_id": m["run_id"],
         "epoch": m["epoch"],
         "timestamp": m["submitted_at"],
         "updated_at": m["updated_at"],
+        "expires_at": m["expires_at"],
+        "triggered_at": m["triggered_at"],
+        "filled_at": m["filled_at"],
+        "canceled_at": m["canceled_at"],
+        "expired_at": m["expired_at"],
+        "replaced_at": m["replaced_at"],
+        "replaces": m.get("replaces"),
+        "replaced_by": m.get("replaced_by"),
     }
 
 

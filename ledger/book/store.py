@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from ledger.constants import STATUS_NEW, STATUS_REJECTED
+from ledger.constants import OPEN_STATUSES, STATUS_REJECTED
 from ledger.db.models import Account, CashMovement, Fill, Order, OrderEvent, Position, Quote, Run
 from ledger.exceptions import ClockWentBackwardsError
 from ledger.money import from_scaled, to_scaled
@@ -62,6 +62,12 @@ class AccountState:
     cash: Decimal
     reserved_cash: Decimal
     clock_at: datetime  # the latest broker time of any write on the account
+    # Settings (changed by ``configure``, not by trading): see ledger.book.settings.
+    shorting_enabled: bool = False
+    max_margin_multiplier: Decimal = Decimal(1)
+    fill_model: str = "full"
+    calendar: str = "XNYS"
+    equity_mark_interval_s: int = 60
 
     @property
     def available_cash(self) -> Decimal:
@@ -88,6 +94,8 @@ class QuoteSnapshot:
     bid: Decimal
     ask: Decimal
     quoted_at: datetime
+    bid_size: Decimal = ZERO  # displayed sizes; 0 means unknown
+    ask_size: Decimal = ZERO
 
 
 # -- storage forms --------------------------------------------------------------------------------------------
@@ -112,7 +120,10 @@ def _pg_time_out(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-_TIME_COLUMNS = frozenset({"submitted_at", "updated_at", "at", "quote_at", "filled_at", "quoted_at"})
+_TIME_COLUMNS = frozenset({
+    "submitted_at", "updated_at", "at", "quote_at", "filled_at", "quoted_at", "expires_at", "triggered_at",
+    "canceled_at", "expired_at", "replaced_at",
+})
 
 
 class _Table:
@@ -137,13 +148,28 @@ def _decoder(column: str, time_out: Callable[[Any], datetime]) -> Callable[[Any]
     return None
 
 
+# The account row as AccountState reads it, in its field order.
+_ACCOUNT_STATE_COLUMNS = (
+    "id", "name", "epoch", "initial_cash_e6", "cash_e6", "reserved_cash_e6", "clock_at", "shorting_enabled",
+    "max_margin_multiplier_e6", "fill_model", "calendar", "equity_mark_interval_s",
+)
 # Column lists come from the models, so the raw statements follow the schema. Orders and fills get their keys
 # up front (see Store.reserve_keys); events and cash movements take the database's.
 _ORDER_COLUMNS = tuple(orders.c.keys())
 _FILL_COLUMNS = tuple(fills.c.keys())
 _EVENT_COLUMNS = tuple(name for name in order_events.c.keys() if name != "id")
 _CASH_COLUMNS = tuple(name for name in cash_movements.c.keys() if name != "id")
-_ORDER_UPDATE_COLUMNS = ("status", "filled_qty_e6", "reserved_cash_e6", "reserved_qty_e6", "updated_at")
+# What a use case may change on an existing order (everything else is fixed when the order is placed).
+_ORDER_UPDATE_COLUMNS = (
+    "status", "filled_qty_e6", "filled_avg_price_e6", "reserved_cash_e6", "reserved_qty_e6", "stop_price_e6",
+    "hwm_e6", "triggered_at", "filled_at", "canceled_at", "expired_at", "replaced_at", "replaced_by_id",
+    "updated_at",
+)
+
+
+def order_columns() -> tuple[str, ...]:
+    """Every column of an ``orders`` row, in the models' order (a new order's dict has each of them)."""
+    return _ORDER_COLUMNS
 
 
 class _Dialect:
@@ -155,6 +181,7 @@ class _Dialect:
         self.time_in: Callable[[datetime], Any] = _pg_time_in if pg else _sqlite_time_in
         self.time_out: Callable[[Any], datetime] = _pg_time_out if pg else _sqlite_time_out
         self.orders = _Table("orders", _ORDER_COLUMNS, mark)
+        self.order_updates = _Table("orders", (*_ORDER_UPDATE_COLUMNS, "id"), mark)  # encoding of update rows
         self.fills = _Table("fills", _FILL_COLUMNS, mark)
         self.events = _Table("order_events", _EVENT_COLUMNS, mark)
         self.cash = _Table("cash_movements", _CASH_COLUMNS, mark)
@@ -167,8 +194,11 @@ class _Dialect:
         order_list = ", ".join(_ORDER_COLUMNS)
         fill_list = ", ".join(_FILL_COLUMNS)
         self.lock_account = sql(
-            "SELECT id, name, epoch, initial_cash_e6, cash_e6, reserved_cash_e6, clock_at FROM accounts WHERE id = ?"
-            + (" FOR UPDATE" if pg else "")
+            f"SELECT {', '.join(_ACCOUNT_STATE_COLUMNS)} FROM accounts WHERE id = ?" + (" FOR UPDATE" if pg else "")
+        )
+        self.save_settings = sql(
+            "UPDATE accounts SET shorting_enabled = ?, max_margin_multiplier_e6 = ?, fill_model = ?, calendar = ?,"
+            " equity_mark_interval_s = ? WHERE id = ?"
         )
         # Keys for the rows a transaction will insert: the tables' sequences on PostgreSQL; on SQLite the next
         # rowids, safe because BEGIN IMMEDIATE holds the only write lock until COMMIT.
@@ -179,7 +209,8 @@ class _Dialect:
             else "SELECT (SELECT COALESCE(MAX(id), 0) FROM orders), (SELECT COALESCE(MAX(id), 0) FROM fills)"
         )
         self.symbol_state = sql(
-            "SELECT q.bid_e6, q.ask_e6, q.quoted_at, p.qty_e6, p.reserved_qty_e6, p.cost_basis_e6, p.realized_pnl_e6"
+            "SELECT q.bid_e6, q.ask_e6, q.quoted_at, p.qty_e6, p.reserved_qty_e6, p.cost_basis_e6, p.realized_pnl_e6,"
+            " q.bid_size_e6, q.ask_size_e6"
             " FROM (SELECT 1 AS one) AS here"
             " LEFT JOIN quotes q ON q.account_id = ? AND q.symbol = ?"
             " LEFT JOIN positions p ON p.account_id = ? AND p.epoch = ? AND p.symbol = ?"
@@ -208,12 +239,29 @@ class _Dialect:
         self.order_by_client_id = sql(
             f"SELECT {order_list} FROM orders WHERE account_id = ? AND client_order_id = ? AND status <> ?"
         )
-        self.resting_orders = sql(
-            f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND status = ? ORDER BY id"
-        )
-        self.resting_orders_of_symbol = sql(
-            f"SELECT {order_list} FROM orders WHERE account_id = ? AND symbol = ? AND status = ? AND epoch = ?"
+        open_statuses = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
+        self.open_orders = sql(
+            f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND status IN ({open_statuses})"
             " ORDER BY id"
+        )
+        self.open_orders_of_symbol = sql(
+            f"SELECT {order_list} FROM orders WHERE account_id = ? AND symbol = ? AND status IN ({open_statuses})"
+            " AND epoch = ? ORDER BY id"
+        )
+        self.due_orders = sql(
+            f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND status IN ({open_statuses})"
+            " AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY id"
+        )
+        self.fill_prices = sql("SELECT qty_e6, price_e6 FROM fills WHERE order_id = ?")
+        self.positions_with_quotes = sql(
+            "SELECT p.symbol, p.qty_e6, p.cost_basis_e6, q.bid_e6, q.ask_e6 FROM positions p"
+            " LEFT JOIN quotes q ON q.account_id = p.account_id AND q.symbol = p.symbol"
+            " WHERE p.account_id = ? AND p.epoch = ? AND p.qty_e6 <> 0"
+        )
+        self.last_mark = sql("SELECT MAX(at) FROM equity_marks WHERE account_id = ? AND epoch = ?")
+        self.insert_mark = sql(
+            "INSERT INTO equity_marks (account_id, epoch, at, cash_e6, long_value_e6, short_value_e6, equity_e6)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
         )
         self.insert_run = sql(
             "INSERT INTO runs (id, account_id, started_at, ended_at, slippage_bps_e6, fee_bps_e6, host, pid)"
@@ -224,6 +272,7 @@ class _Dialect:
 
 
 _DIALECTS: dict[str, _Dialect] = {}
+
 
 
 def _pipeline_supported(driver_connection: Any) -> bool:
@@ -325,7 +374,7 @@ class Store:
             raise LookupError(f"account {account_id} does not exist")
         self.account = AccountState(
             row[0], row[1], row[2], from_scaled(row[3]), from_scaled(row[4]), from_scaled(row[5]),
-            self._sql.time_out(row[6]),
+            self._sql.time_out(row[6]), bool(row[7]), from_scaled(row[8]), row[9], row[10], row[11],
         )
         self._account_as_read = _account_values(self.account)
         if now is not None:
@@ -336,9 +385,12 @@ class Store:
         row = self._execute(
             self._sql.symbol_state, (account.id, symbol, account.id, account.epoch, symbol)
         ).fetchone()
-        bid, ask, quoted_at, qty, reserved_qty, cost_basis, realized_pnl = row
+        bid, ask, quoted_at, qty, reserved_qty, cost_basis, realized_pnl, bid_size, ask_size = row
         self._quotes[symbol] = (
-            None if bid is None else QuoteSnapshot(from_scaled(bid), from_scaled(ask), self._sql.time_out(quoted_at))
+            None if bid is None else QuoteSnapshot(
+                from_scaled(bid), from_scaled(ask), self._sql.time_out(quoted_at), from_scaled(bid_size),
+                from_scaled(ask_size),
+            )
         )
         self._positions[symbol] = (
             PositionState(symbol)
@@ -389,15 +441,54 @@ class Store:
             fill["order_id"] = order["order_id"]
         return order, fill
 
-    def resting_orders(self, account: AccountState, symbol: str | None = None) -> list[dict[str, Any]]:
-        """Open (``new``) orders of the account's current epoch, oldest first; optionally for one symbol."""
+    def open_orders(self, account: AccountState, symbol: str | None = None) -> list[dict[str, Any]]:
+        """Open (``new`` or ``partially_filled``) orders of the current epoch, oldest first; optionally of one
+        symbol."""
         if symbol is None:
-            rows = self._execute(self._sql.resting_orders, (account.id, account.epoch, STATUS_NEW)).fetchall()
+            rows = self._execute(self._sql.open_orders, (account.id, account.epoch)).fetchall()
         else:
-            rows = self._execute(
-                self._sql.resting_orders_of_symbol, (account.id, symbol, STATUS_NEW, account.epoch)
-            ).fetchall()
+            rows = self._execute(self._sql.open_orders_of_symbol, (account.id, symbol, account.epoch)).fetchall()
         return [self._decode(row, self._sql.order_decoders) for row in rows]  # type: ignore[misc]
+
+    def due_orders(self, account: AccountState, now: datetime) -> list[dict[str, Any]]:
+        """Open orders of the current epoch whose ``expires_at`` is at or before ``now``, oldest first."""
+        rows = self._execute(self._sql.due_orders, (account.id, account.epoch, self._time_in(now))).fetchall()
+        return [self._decode(row, self._sql.order_decoders) for row in rows]  # type: ignore[misc]
+
+    def fill_prices(self, order_key: int) -> list[tuple[Decimal, Decimal]]:
+        """(qty, price) of each stored fill of an order (for its average fill price)."""
+        rows = self._execute(self._sql.fill_prices, (order_key,)).fetchall()
+        return [(from_scaled(qty), from_scaled(price)) for qty, price in rows]
+
+    def position_marks(self, account: AccountState) -> list[tuple[str, Decimal, Decimal, Decimal | None]]:
+        """(symbol, qty, cost basis, quote mid or None) of each non-zero position of the current epoch, as stored
+        (``flush`` first when this transaction changed positions)."""
+        rows = self._execute(self._sql.positions_with_quotes, (account.id, account.epoch)).fetchall()
+        return [
+            (symbol, from_scaled(qty), from_scaled(cost), None if bid is None else (from_scaled(bid) + from_scaled(ask)) / 2)
+            for symbol, qty, cost, bid, ask in rows
+        ]
+
+    def last_equity_mark(self, account: AccountState) -> datetime | None:
+        """The time of the current epoch's latest equity mark, None when there is none."""
+        at = self._execute(self._sql.last_mark, (account.id, account.epoch)).fetchone()[0]
+        return None if at is None else self._sql.time_out(at)
+
+    def add_equity_mark(
+        self, account: AccountState, at: datetime, long_value: Decimal, short_value: Decimal, equity: Decimal
+    ) -> None:
+        """Write an equity mark of the account at ``at`` at once (cash as it stands in ``account``)."""
+        self._execute(self._sql.insert_mark, (
+            account.id, account.epoch, self._time_in(at), to_scaled(account.cash), to_scaled(long_value),
+            to_scaled(short_value), to_scaled(equity),
+        ))
+
+    def save_settings(self, account: AccountState) -> None:
+        """Write the account's settings (``configure``) at once."""
+        self._execute(self._sql.save_settings, (
+            account.shorting_enabled, to_scaled(account.max_margin_multiplier), account.fill_model, account.calendar,
+            account.equity_mark_interval_s, account.id,
+        ))
 
     # -- queued writes -----------------------------------------------------------------------------------------
     def reserve_keys(self, count: int) -> None:
@@ -447,11 +538,10 @@ class Store:
     ) -> None:
         self._new_cash.append((account.id, account.epoch, run_id, kind, amount, fill_key, at))
 
-    def update_order(
-        self, order_key: int, status: str, filled_qty: Decimal, reserved_cash: Decimal, reserved_qty: Decimal,
-        at: datetime,
-    ) -> None:
-        self._order_updates.append((status, filled_qty, reserved_cash, reserved_qty, at, order_key))
+    def update_order(self, order: dict[str, Any], at: datetime) -> None:
+        """Queue writing the order's changeable columns (``_ORDER_UPDATE_COLUMNS``) as they stand in ``order``."""
+        order["updated_at"] = at
+        self._order_updates.append((*(order[column] for column in _ORDER_UPDATE_COLUMNS), order["id"]))
 
     # -- immediate writes --------------------------------------------------------------------------------------
     def upsert_quote(self, account: AccountState, symbol: str, values: tuple[Decimal, Decimal, Decimal, Decimal],
@@ -461,7 +551,7 @@ class Store:
             self._sql.upsert_quote,
             (account.id, symbol, *(to_scaled(value) for value in values), self._sql.time_in(quoted_at)),
         )
-        snapshot = self._quotes[symbol] = QuoteSnapshot(values[0], values[1], quoted_at)
+        snapshot = self._quotes[symbol] = QuoteSnapshot(values[0], values[1], quoted_at, values[2], values[3])
         return snapshot
 
     def end_run(self, run_id: str, at: datetime) -> None:
@@ -494,10 +584,7 @@ class Store:
     def _write_queued(self, at: datetime) -> None:
         sql = self._sql
         self._execute_many(sql.orders.insert, self._encode(sql.orders, self._new_orders, dicts=True))
-        self._execute_many(sql.update_order, [
-            (status, to_scaled(filled), to_scaled(cash), to_scaled(qty), self._time_in(when), key)
-            for status, filled, cash, qty, when, key in self._order_updates
-        ])
+        self._execute_many(sql.update_order, self._encode(sql.order_updates, self._order_updates, dicts=False))
         self._execute_many(sql.events.insert, self._encode(sql.events, self._new_events, dicts=False))
         self._execute_many(sql.fills.insert, self._encode(sql.fills, self._new_fills, dicts=True))
         self._execute_many(sql.cash.insert, self._encode(sql.cash, self._new_cash, dicts=False))
@@ -536,7 +623,8 @@ class Store:
                 if values[i] is not None:
                     values[i] = to_scaled(values[i])
             for i in table.time_indexes:
-                values[i] = self._time_in(values[i])
+                if values[i] is not None:
+                    values[i] = self._time_in(values[i])
             encoded.append(values)
         return encoded
 
@@ -565,15 +653,7 @@ class PendingRun:
 
 
 # -- Core statements for the cold paths (accounts and runs) ---------------------------------------------------
-_ACCOUNT_COLUMNS = (
-    accounts.c.id,
-    accounts.c.name,
-    accounts.c.epoch,
-    accounts.c.initial_cash_e6,
-    accounts.c.cash_e6,
-    accounts.c.reserved_cash_e6,
-    accounts.c.clock_at,
-)
+_ACCOUNT_COLUMNS = tuple(accounts.c[name] for name in _ACCOUNT_STATE_COLUMNS)
 
 
 def find_account(conn: Connection, name: str, *, lock: bool = False) -> AccountState | None:

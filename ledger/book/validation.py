@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from ledger.constants import ORDER_LIMIT, ORDER_MARKET, ORDER_TYPES, SIDES
+from ledger.constants import (
+    AUCTION_TIMES_IN_FORCE,
+    ORDER_LIMIT,
+    ORDER_MARKET,
+    ORDER_STOP,
+    ORDER_STOP_LIMIT,
+    ORDER_TRAILING_STOP,
+    ORDER_TYPES,
+    SIDES,
+    TIF_GTC,
+    TIMES_IN_FORCE,
+)
 from ledger.exceptions import InvalidQuoteError
 from ledger.money import AmountError, exact, plain, to_decimal
 
@@ -25,14 +36,23 @@ _CLIENT_ORDER_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 @dataclass(frozen=True)
 class OrderRequest:
-    """A validated order: upper-case symbol and side, lower-case type, exact quantity and limit."""
+    """A validated order: upper-case symbol and side, lower-case type and time in force, exact amounts.
+
+    ``qty`` is None only for a notional order (a cash amount; its quantity is fixed when it is priced).
+    ``trail_percent`` is in percent (2.5 means 2.5%).
+    """
 
     symbol: str
     side: str
     order_type: str
-    qty: Decimal
+    qty: Decimal | None
     limit_price: Decimal | None
     client_order_id: str | None
+    time_in_force: str = TIF_GTC
+    stop_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    notional: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -76,8 +96,19 @@ def validate_order(
     order_type: object = ORDER_MARKET,
     limit_price: object = None,
     client_order_id: object = None,
+    *,
+    time_in_force: object = TIF_GTC,
+    stop_price: object = None,
+    trail_price: object = None,
+    trail_percent: object = None,
+    notional: object = None,
 ) -> OrderRequest | InvalidOrder:
-    """Check every order argument; return the clean request or the reason it is refused."""
+    """Check every order argument; return the clean request or the reason it is refused.
+
+    Which prices an order type takes: market none; limit ``limit_price``; stop ``stop_price``; stop_limit both;
+    trailing_stop exactly one of ``trail_price`` (an amount) or ``trail_percent`` (0 < percent < 100).
+    ``notional`` (a cash amount instead of ``qty``) is for market orders only.
+    """
     clean_symbol = None
     try:
         clean_symbol = normalize_symbol(symbol)
@@ -85,29 +116,80 @@ def validate_order(
             raise ValueError(f"Invalid side: {printable(side)} (expected BUY or SELL)")
         clean_side = side.strip().upper()
         if not isinstance(order_type, str) or order_type.strip().lower() not in ORDER_TYPES:
-            raise ValueError(f"Invalid order type: {printable(order_type)} (expected market or limit)")
+            raise ValueError(f"Invalid order type: {printable(order_type)} (expected {', '.join(ORDER_TYPES)})")
         clean_type = order_type.strip().lower()
-        clean_qty = exact(to_decimal(qty, "quantity"), "quantity")
-        if clean_qty <= 0:
-            raise ValueError(f"Invalid quantity: {plain(qty)} (must be > 0)")
-        clean_limit = None
-        if clean_type == ORDER_LIMIT:
-            if limit_price is None:
-                raise ValueError("a limit order needs a limit_price")
-            clean_limit = exact(to_decimal(limit_price, "limit price"), "limit price")
-            if clean_limit <= 0:
-                raise ValueError(f"Invalid limit price: {plain(limit_price)} (must be > 0)")
-        elif limit_price is not None:
-            raise ValueError("limit_price given for a market order; use order_type='limit'")
+        clean_tif = _time_in_force(time_in_force)
+        clean_qty, clean_notional = _quantity(qty, notional, clean_type)
+        clean_limit = _price(limit_price, "limit_price", clean_type in (ORDER_LIMIT, ORDER_STOP_LIMIT), clean_type)
+        clean_stop = _price(stop_price, "stop_price", clean_type in (ORDER_STOP, ORDER_STOP_LIMIT), clean_type)
+        clean_trail, clean_percent = _trail(trail_price, trail_percent, clean_type)
         clean_coid = validate_client_order_id(client_order_id)
     except (ValueError, AmountError) as exc:
         # Rendered only on rejection: the accepted path is a hot one (batches of hundreds of orders).
         shown_symbol = clean_symbol or printable(symbol)
         return InvalidOrder(
-            shown_symbol, printable(side, 8).upper(), printable(order_type, 8).lower(), str(exc),
+            shown_symbol, printable(side, 8).upper(), printable(order_type, 16).lower(), str(exc),
             storable_amount(qty), storable_amount(limit_price),
         )
-    return OrderRequest(clean_symbol, clean_side, clean_type, clean_qty, clean_limit, clean_coid)
+    return OrderRequest(
+        clean_symbol, clean_side, clean_type, clean_qty, clean_limit, clean_coid,
+        clean_tif, clean_stop, clean_trail, clean_percent, clean_notional,
+    )
+
+
+def _time_in_force(value: object) -> str:
+    clean = value.strip().lower() if isinstance(value, str) else None
+    if clean in AUCTION_TIMES_IN_FORCE:
+        raise ValueError(f"time_in_force {clean} is not supported: the ledger has no opening or closing auction "
+                         f"(use one of {', '.join(TIMES_IN_FORCE)})")
+    if clean not in TIMES_IN_FORCE:
+        raise ValueError(f"Invalid time_in_force: {printable(value)} (expected {', '.join(TIMES_IN_FORCE)})")
+    return clean
+
+
+def _quantity(qty: object, notional: object, order_type: str) -> tuple[Decimal | None, Decimal | None]:
+    """(qty, None) or, for a notional market order, (None, notional)."""
+    if notional is not None:
+        if qty is not None:
+            raise ValueError("give qty or notional, not both")
+        if order_type != ORDER_MARKET:
+            raise ValueError("notional (a cash amount) is for market orders only; give a qty")
+        amount = exact(to_decimal(notional, "notional"), "notional")
+        if amount <= 0:
+            raise ValueError(f"Invalid notional: {plain(notional)} (must be > 0)")
+        return None, amount
+    clean_qty = exact(to_decimal(qty, "quantity"), "quantity")
+    if clean_qty <= 0:
+        raise ValueError(f"Invalid quantity: {plain(qty)} (must be > 0)")
+    return clean_qty, None
+
+
+def _price(value: object, name: str, wanted: bool, order_type: str) -> Decimal | None:
+    if not wanted:
+        if value is not None:
+            raise ValueError(f"{name} given for a {order_type} order")
+        return None
+    if value is None:
+        raise ValueError(f"a {order_type} order needs a {name}")
+    price = exact(to_decimal(value, name.replace("_", " ")), name.replace("_", " "))
+    if price <= 0:
+        raise ValueError(f"Invalid {name.replace('_', ' ')}: {plain(value)} (must be > 0)")
+    return price
+
+
+def _trail(trail_price: object, trail_percent: object, order_type: str) -> tuple[Decimal | None, Decimal | None]:
+    if order_type != ORDER_TRAILING_STOP:
+        if trail_price is not None or trail_percent is not None:
+            raise ValueError(f"trail_price/trail_percent given for a {order_type} order")
+        return None, None
+    if (trail_price is None) == (trail_percent is None):
+        raise ValueError("a trailing_stop order needs exactly one of trail_price or trail_percent")
+    if trail_price is not None:
+        return _price(trail_price, "trail_price", True, order_type), None
+    percent = exact(to_decimal(trail_percent, "trail percent"), "trail percent")
+    if not 0 < percent < 100:
+        raise ValueError(f"Invalid trail percent: {plain(trail_percent)} (must be between 0 and 100)")
+    return None, percent
 
 
 def storable_amount(value: object) -> Decimal | None:

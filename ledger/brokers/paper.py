@@ -26,7 +26,15 @@ from ledger.book.accounts import (
     reset_account,
     resume_run,
 )
+from ledger.book.marks import mark_equity
 from ledger.book.orders import (
+    ReplaceRequest,
+    cancel_all_orders,
+    close_all_positions,
+    close_position,
+    expire_due,
+    open_account_for_write,
+    replace_order,
     SubmitOutcome,
     TradingContext,
     batch_rejection,
@@ -37,7 +45,8 @@ from ledger.book.orders import (
 )
 from ledger.book.quotes import update_quote
 from ledger.book.records import fill_record, order_record
-from ledger.book.store import PendingRun, Store
+from ledger.book.settings import configure_account, settings_record, validate_settings
+from ledger.book.store import PendingRun, Store, find_account
 from ledger.book.validation import (
     InvalidOrder,
     OrderRequest,
@@ -53,13 +62,13 @@ from ledger.book.validation import (
 )
 from ledger.book.verify import verify_ledger
 from ledger.config import get_cfg
-from ledger.constants import DEFAULT_ACCOUNT, ORDER_MARKET, ORDER_STATUSES
+from ledger.constants import DEFAULT_ACCOUNT, ORDER_MARKET, ORDER_STATUSES, TIF_GTC
 from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors, write_transaction
 from ledger.db.migrate import ensure_schema
 from ledger.exceptions import BrokerError, OrderNotFoundError, OrderRejectedError, QuoteNotFoundError
 from ledger.export import export_jsonl
-from ledger.money import to_float
-from ledger.queries import account_row, fills_stmt, orders_stmt, portfolio_value, position_rows, quote_row
+from ledger.money import to_decimal, to_float
+from ledger.queries import account_row, fills_stmt, order_stmt, orders_stmt, portfolio_value, position_rows, quote_row
 
 Clock = Callable[[], datetime]
 
@@ -148,10 +157,15 @@ class PaperBroker:
 
     @contextmanager
     def _writing(self) -> Iterator[Store]:
-        """One write transaction, this broker's threads taking turns; the run's row goes in with its first row."""
+        """One write transaction holding the account's lock, this broker's threads taking turns; the run's row
+        goes in with its first row."""
         with self._lock:
             with write_transaction(self._connection()) as conn:
                 store = Store(conn)
+                # The account's lock is taken before the caller reads broker time (SQLite: BEGIN IMMEDIATE
+                # already holds the database's), so writes are stamped in the order they commit: a clock read
+                # while waiting for another process's write would be earlier than that write's time.
+                store.lock_account(self.account_id)
                 if self._unwritten_run is not None:
                     store.start_run_with_first_row(self._unwritten_run)
                 yield store
@@ -168,16 +182,28 @@ class PaperBroker:
         self,
         symbol: str,
         side: str,
-        qty: float,
+        qty: float | Decimal | None = None,
         order_type: str = ORDER_MARKET,
-        limit_price: float | None = None,
+        limit_price: float | Decimal | None = None,
         client_order_id: str | None = None,
+        *,
+        time_in_force: str = TIF_GTC,
+        stop_price: float | Decimal | None = None,
+        trail_price: float | Decimal | None = None,
+        trail_percent: float | Decimal | None = None,
+        notional: float | Decimal | None = None,
     ) -> dict[str, Any]:
-        """Submit one order: it fills now, rests (non-marketable limit) or is rejected (recorded, then raised).
+        """Submit one order: it fills now (wholly or partly), rests, or is rejected (recorded, then raised).
 
-        A repeated ``client_order_id`` with the same parameters returns the original order and fills nothing.
+        ``order_type``: market, limit, stop, stop_limit, trailing_stop (``trail_price`` or ``trail_percent``).
+        ``time_in_force``: gtc (default), day (expires at its session's close on the account's calendar), ioc,
+        fok. ``notional``: a cash amount instead of ``qty`` (market orders). A repeated ``client_order_id`` with
+        the same parameters returns the original order and fills nothing.
         """
-        checked = validate_order(symbol, side, qty, order_type, limit_price, client_order_id)
+        checked = validate_order(
+            symbol, side, qty, order_type, limit_price, client_order_id, time_in_force=time_in_force,
+            stop_price=stop_price, trail_price=trail_price, trail_percent=trail_percent, notional=notional,
+        )
         with self._writing() as store:
             now = self.now()
             if isinstance(checked, InvalidOrder):
@@ -205,22 +231,120 @@ class PaperBroker:
         return [_submit_result(outcome) for outcome in outcomes]
 
     def cancel_order(self, order_id: str) -> dict[str, Any]:
-        """Cancel a resting order (releasing its reservation); a filled order reports ``filled``."""
+        """Cancel an open order (releasing its reservation); a finished order reports its status (``filled``...)."""
         with self._writing() as store:
             return cancel_order(store, self._ctx, order_id, self.now())
+
+    def cancel_all_orders(self) -> list[dict[str, Any]]:
+        """Cancel every open order of the account, in one transaction; returns ``order_id`` and ``status`` of each."""
+        with self._writing() as store:
+            return cancel_all_orders(store, self._ctx, self.now())
+
+    def replace_order(
+        self,
+        order_id: str,
+        *,
+        qty: float | Decimal | None = None,
+        limit_price: float | Decimal | None = None,
+        stop_price: float | Decimal | None = None,
+        trail: float | Decimal | None = None,
+        time_in_force: str | None = None,
+        client_order_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Replace an open order atomically; returns the new order (the old one becomes ``replaced``).
+
+        Unset fields keep the old order's values (``qty``: its unfilled quantity); ``trail`` is the new
+        ``trail_price`` or ``trail_percent``, whichever the order has. OrderNotReplaceableError for an order that
+        is no longer open; if the new order would be rejected, nothing changes and the rejection is raised.
+        """
+        changes = ReplaceRequest(qty, limit_price, stop_price, trail, time_in_force, client_order_id)
+        with self._writing() as store:
+            outcome = replace_order(store, self._ctx, order_id, changes, self.now())
+        return _submit_result(outcome)
+
+    def close_position(
+        self, symbol: str, qty: float | Decimal | None = None, percentage: float | Decimal | None = None
+    ) -> dict[str, Any]:
+        """Close the position in ``symbol`` with a market order: all of it, ``qty``, or ``percentage`` percent.
+
+        PositionNotFoundError when there is none; a rejected close is recorded and raised like any order.
+        """
+        if qty is not None and percentage is not None:
+            raise ValueError("give qty or percentage, not both")
+        clean = normalize_symbol(symbol)
+        pct = None if percentage is None else to_decimal(percentage, "percentage")
+        with self._writing() as store:
+            outcome = close_position(store, self._ctx, clean, qty, pct, self.now())
+        if outcome.error is not None:
+            raise outcome.error
+        return _submit_result(outcome)
+
+    def close_all_positions(self, cancel_orders: bool = False) -> list[dict[str, Any]]:
+        """Close every position with market orders in one transaction (first canceling open orders when
+        ``cancel_orders``); a close that is rejected is recorded and returned with status ``rejected``."""
+        with self._writing() as store:
+            outcomes = close_all_positions(store, self._ctx, bool(cancel_orders), self.now())
+        return [_submit_result(outcome) for outcome in outcomes]
+
+    def expire_orders(self) -> list[dict[str, Any]]:
+        """Expire the open orders whose time is up at broker time now (``day`` orders past their session's close).
+
+        Every write does this anyway; this call does it alone (e.g. at the end of a replay). Returns them.
+        """
+        with self._writing() as store:
+            now = self.now()
+            account = store.lock_account(self._ctx.account_id, now)
+            expired = expire_due(store, account, now)
+            store.flush(now)
+        return [order_record(order) for order in expired]
+
+    def mark_equity(self) -> None:
+        """Write an equity mark at broker time now (the replay marks every bar with it)."""
+        with self._writing() as store:
+            now = self.now()
+            account = open_account_for_write(store, self._ctx, now)
+            mark_equity(store, account, now, force=True)
+            store.flush(now)
+
+    def configure(
+        self,
+        *,
+        shorting_enabled: bool | None = None,
+        max_margin_multiplier: float | Decimal | None = None,
+        fill_model: str | None = None,
+        calendar: str | None = None,
+        equity_mark_interval_s: int | None = None,
+    ) -> dict[str, Any]:
+        """Change the account's settings (persisted; None keeps one); returns them all. See ``settings``."""
+        changes = validate_settings(
+            shorting_enabled=shorting_enabled, max_margin_multiplier=max_margin_multiplier, fill_model=fill_model,
+            calendar=calendar, equity_mark_interval_s=equity_mark_interval_s,
+        )
+        with self._writing() as store:
+            account = configure_account(store, self._ctx, changes, self.now())
+        return settings_record(account)
+
+    def settings(self) -> dict[str, Any]:
+        """The account's settings: shorting_enabled, max_margin_multiplier, fill_model, calendar,
+        equity_mark_interval_s."""
+        with self._reading() as conn:
+            state = find_account(conn, self.account)
+        assert state is not None
+        return settings_record(state)
 
     def get_order(self, order_id: str) -> dict[str, Any]:
         """One order of this account (any epoch) by id; OrderNotFoundError if there is none."""
         with self._reading() as conn:
-            row = Store(conn).order(self.account_id, order_id) if ledger_id(order_id) else None
+            row = conn.execute(order_stmt(self.account_id, order_id)).one_or_none() if ledger_id(order_id) else None
         if row is None:
             raise OrderNotFoundError(printable(order_id, 40))
         return order_record(row)
 
     def get_orders(self, status: str | None = None) -> list[dict[str, Any]]:
         """The current epoch's orders in submission order, optionally with one status."""
-        if status is not None and status not in ORDER_STATUSES:
-            raise ValueError(f"unknown order status {status!r}; expected one of {', '.join(ORDER_STATUSES)}")
+        if status is not None and status not in (*ORDER_STATUSES, "open", "closed"):
+            raise ValueError(f"unknown order status {status!r}; expected open, closed or one of "
+                             f"{', '.join(ORDER_STATUSES)}")
         with self._reading() as conn:
             return [order_record(row) for row in conn.execute(orders_stmt(self.account_id, status=status))]
 
@@ -335,8 +459,8 @@ class PaperBroker:
                 return
             try:
                 if self._unwritten_run is None:
-                    with write_transaction(self._conn) as conn:
-                        end_run(Store(conn), self.account_id, self.run_id, self.now())
+                    with self._writing() as store:
+                        end_run(store, self.account_id, self.run_id, self.now())
             finally:
                 self._conn.close()
                 self._conn = None
@@ -371,21 +495,17 @@ def _batch_request(index: int, order: object) -> OrderRequest:
 
 
 def _submit_result(outcome: SubmitOutcome) -> dict[str, Any]:
+    """The order (``order_record``'s keys, with the order's own notional as ``requested_notional``) and, in the
+    seed's names, its fill of this call: ``fill_price``, ``notional`` and ``fee`` (None when it did not fill now)."""
     order = outcome.order
     fill = outcome.fill
-    return {
-        "order_id": order["order_id"],
-        "client_order_id": order["client_order_id"],
-        "status": order["status"],
-        "symbol": order["symbol"],
-        "side": order["side"],
-        "order_type": order["order_type"],
-        "qty": to_float(order["qty_e6"]),
-        "limit_price": to_float(order["limit_price_e6"]),
-        "filled_qty": to_float(order["filled_qty_e6"]),
-        "fill_price": None if fill is None else to_float(fill["price_e6"]),
-        "notional": None if fill is None else to_float(fill["notional_e6"]),
-        "fee": None if fill is None else to_float(fill["fee_e6"]),
-        "timestamp": order["submitted_at"] if fill is None else fill["filled_at"],
-        "replayed": outcome.replayed,
-    }
+    record = order_record(order)
+    record["requested_notional"] = record.pop("notional")
+    record.update(
+        fill_price=None if fill is None else to_float(fill["price_e6"]),
+        notional=None if fill is None else to_float(fill["notional_e6"]),
+        fee=None if fill is None else to_float(fill["fee_e6"]),
+        timestamp=order["submitted_at"] if fill is None else fill["filled_at"],
+        replayed=outcome.replayed,
+    )
+    return record

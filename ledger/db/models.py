@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -47,9 +49,15 @@ class Account(Base):
 
     __tablename__ = "accounts"
     __table_args__ = (
-        CheckConstraint("cash_e6 >= 0", name="cash_not_negative"),
+        # Cash may go below zero only on margin (a multiplier above 1): the margin loan.
+        CheckConstraint("cash_e6 >= 0 OR max_margin_multiplier_e6 > 1000000", name="cash_not_negative"),
         CheckConstraint("reserved_cash_e6 >= 0", name="reserved_cash_not_negative"),
         CheckConstraint("initial_cash_e6 >= 0", name="initial_cash_not_negative"),
+        CheckConstraint(
+            "max_margin_multiplier_e6 >= 1000000 AND max_margin_multiplier_e6 <= 4000000", name="margin_multiplier"
+        ),
+        CheckConstraint("fill_model IN ('full', 'displayed_size')", name="fill_model"),
+        CheckConstraint("equity_mark_interval_s >= 0", name="equity_mark_interval"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -63,6 +71,12 @@ class Account(Base):
     # The latest broker time of any write on the account: broker time never goes backwards (a write stamped
     # earlier is refused), so a run cannot end before it started nor a fill precede its quote.
     clock_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Settings (``PaperBroker.configure``): see README "Shorts and margin", "Partial fills", "Time in force".
+    shorting_enabled: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    max_margin_multiplier_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default="1000000")
+    fill_model: Mapped[str] = mapped_column(String(16), server_default="full")
+    calendar: Mapped[str] = mapped_column(String(16), server_default="XNYS")
+    equity_mark_interval_s: Mapped[int] = mapped_column(Integer, server_default="60")
 
 
 class Run(Base):
@@ -87,8 +101,15 @@ class Order(Base):
     __table_args__ = (
         # A rejected order is kept as submitted, so its side or type may be the invalid value that got it rejected.
         CheckConstraint("status = 'rejected' OR side IN ('BUY', 'SELL')", name="side"),
-        CheckConstraint("status = 'rejected' OR order_type IN ('market', 'limit')", name="order_type"),
-        CheckConstraint("status IN ('new', 'filled', 'canceled', 'rejected')", name="status"),
+        CheckConstraint(
+            "status = 'rejected' OR order_type IN ('market', 'limit', 'stop', 'stop_limit', 'trailing_stop')",
+            name="order_type",
+        ),
+        CheckConstraint(
+            "status IN ('new', 'partially_filled', 'filled', 'canceled', 'expired', 'replaced', 'rejected')",
+            name="status",
+        ),
+        CheckConstraint("status = 'rejected' OR time_in_force IN ('day', 'gtc', 'ioc', 'fok')", name="time_in_force"),
         CheckConstraint("status = 'rejected' OR qty_e6 > 0", name="qty_positive"),
         CheckConstraint("filled_qty_e6 >= 0", name="filled_qty_not_negative"),
         CheckConstraint("reserved_cash_e6 >= 0 AND reserved_qty_e6 >= 0", name="reservation_not_negative"),
@@ -113,9 +134,16 @@ class Order(Base):
     client_order_id: Mapped[str | None] = mapped_column(String(128))
     symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
     side: Mapped[str] = mapped_column(String(8))
-    order_type: Mapped[str] = mapped_column(String(8))
+    order_type: Mapped[str] = mapped_column(String(16))
+    time_in_force: Mapped[str] = mapped_column(String(8), server_default="gtc")
     qty_e6: Mapped[Decimal | None] = mapped_column(ScaledDecimal)
+    notional_e6: Mapped[Decimal | None] = mapped_column(ScaledDecimal)
     limit_price_e6: Mapped[Decimal | None] = mapped_column(ScaledDecimal)
+    stop_price_e6: Mapped[Decimal | None] = mapped_column(ScaledDecimal)
+    trail_price_e6: Mapped[Decimal | None] = mapped_column(ScaledDecimal)
+    trail_percent_e6: Mapped[Decimal | None] = mapped_column(ScaledDecimal)
+    # A trailing stop's high-water mark (sell) or low-water mark (buy), moved by each quote.
+    hwm_e6: Mapped[Decimal | None] = mapped_column(ScaledDecimal)
     slippage_bps_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     fee_bps_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     status: Mapped[str] = mapped_column(String(16))
@@ -123,8 +151,17 @@ class Order(Base):
     filled_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     reserved_cash_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     reserved_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    filled_avg_price_e6: Mapped[Decimal | None] = mapped_column(ScaledDecimal)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # day orders: their session's close
+    triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # stops: when the quote reached them
+    filled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replaced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
 
 
 class OrderEvent(Base):
@@ -177,8 +214,10 @@ class Position(Base):
 
     __tablename__ = "positions"
     __table_args__ = (
-        CheckConstraint("qty_e6 >= 0", name="no_short"),
-        CheckConstraint("reserved_qty_e6 >= 0 AND reserved_qty_e6 <= qty_e6", name="reserved_within_qty"),
+        # Negative quantities are short positions (accounts with shorting enabled); shares reserved by resting
+        # sells come out of a long position only.
+        CheckConstraint("reserved_qty_e6 >= 0 AND (reserved_qty_e6 = 0 OR reserved_qty_e6 <= qty_e6)",
+                        name="reserved_within_qty"),
     )
 
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
@@ -209,6 +248,23 @@ class CashMovement(Base):
     amount_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     fill_id: Mapped[int | None] = mapped_column(ForeignKey("fills.id"), unique=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EquityMark(Base):
+    """The account marked to market at one broker time: at every fill, every replay bar, and on quote updates
+    at most once per the account's ``equity_mark_interval_s``. The equity curve and drawdown read these."""
+
+    __tablename__ = "equity_marks"
+    __table_args__ = (Index("ix_equity_marks_account_id_epoch_at", "account_id", "epoch", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cash_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    long_value_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    short_value_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    equity_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
 
 
 class JobLock(Base):
