@@ -148,10 +148,15 @@ class PaperBroker:
 
     @contextmanager
     def _writing(self) -> Iterator[Store]:
-        """One write transaction, this broker's threads taking turns; the run's row goes in with its first row."""
+        """One write transaction holding the account's lock, this broker's threads taking turns; the run's row
+        goes in with its first row."""
         with self._lock:
             with write_transaction(self._connection()) as conn:
                 store = Store(conn)
+                # The account's lock is taken before the caller reads broker time (SQLite: BEGIN IMMEDIATE
+                # already holds the database's), so writes are stamped in the order they commit: a clock read
+                # while waiting for another process's write would be earlier than that write's time.
+                store.lock_account(self.account_id)
                 if self._unwritten_run is not None:
                     store.start_run_with_first_row(self._unwritten_run)
                 yield store
@@ -335,8 +340,8 @@ class PaperBroker:
                 return
             try:
                 if self._unwritten_run is None:
-                    with write_transaction(self._conn) as conn:
-                        end_run(Store(conn), self.account_id, self.run_id, self.now())
+                    with self._writing() as store:
+                        end_run(store, self.account_id, self.run_id, self.now())
             finally:
                 self._conn.close()
                 self._conn = None
