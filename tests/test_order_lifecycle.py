@@ -81,7 +81,7 @@ def test_rejected_order_is_recorded_with_reason_and_changes_no_balance(broker, d
         (("", "BUY", 1), "symbol is empty"),
         (("AA PL", "BUY", 1), "malformed symbol"),
         (("AAPL", "HOLD", 1), "Invalid side"),
-        (("AAPL", "BUY", 1, "stop"), "Invalid order type"),
+        (("AAPL", "BUY", 1, "stopp"), "Invalid order type"),
         (("AAPL", "BUY", 1, "limit"), "needs a limit_price"),
         (("AAPL", "BUY", 1, "limit", float("nan")), "finite"),
         (("AAPL", "BUY", 1, "limit", -1), "Invalid limit price"),

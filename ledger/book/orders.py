@@ -23,6 +23,7 @@ from ledger.book.matching import (
     remaining_qty,
     track_stop,
     trailing_stop_price,
+    working_limit,
 )
 from ledger.book.pricing import execution_price, price_fill, slipped_price
 from ledger.book.store import AccountState, PositionState, QuoteSnapshot, Store, order_columns
@@ -143,7 +144,7 @@ def record_invalid_order(store: Store, ctx: TradingContext, invalid: InvalidOrde
     account = open_account_for_write(store, ctx, now)
     values = _order_values(
         ctx, account, now, symbol=invalid.symbol, side=invalid.side, order_type=invalid.order_type,
-        time_in_force=None, qty_e6=invalid.qty, limit_price_e6=invalid.limit_price,
+        time_in_force=invalid.time_in_force, qty_e6=invalid.qty, limit_price_e6=invalid.limit_price,
     )
     outcome = _reject(store, values, OrderRejectedError(invalid.symbol, invalid.reason))
     store.flush(now)
@@ -267,6 +268,9 @@ def _place_new(
             return _cancel_at_once(store, values, now, trigger, "ioc: nothing could fill at once")
         rests = values["qty_e6"] - fill_qty if request.time_in_force != TIF_IOC else ZERO
         error = _affordability_error(account, position, values, quote, fill_qty if fill_now else ZERO, rests)
+        if error is None and fill_now:
+            assert quote is not None
+            _check_fill_bounds(account, position, values, quote, fill_qty)
     except AmountLimitError as exc:
         error = OrderRejectedError(request.symbol, str(exc))
     if error is not None:
@@ -282,12 +286,24 @@ def _place_new(
     fill = None
     if fill_now:
         assert quote is not None
-        fill = execute_fill(store, account, position, values, quote, fill_qty, ctx.run_id, now, Liquidity(account, quote))
+        fill = execute_fill(
+            store, account, position, values, quote, fill_qty, ctx.run_id, now, Liquidity(account, quote), None
+        )
         if fill is None:  # refused at the fill (bounds): the order is closed with the reason, never half-written
             return SubmitOutcome(values)
     if values["status"] in OPEN_STATUSES and request.time_in_force == TIF_IOC:
         close_open_order(store, account, values, STATUS_CANCELED, now, "ioc: unfilled remainder canceled")
     return SubmitOutcome(values, fill=fill)
+
+
+def _check_fill_bounds(
+    account: AccountState, position: PositionState, order: dict[str, Any], quote: QuoteSnapshot, qty: Decimal
+) -> None:
+    """AmountLimitError when filling ``qty`` now would take an amount past the ledger's bounds (before any write)."""
+    price = execution_price(order["side"], quote.bid, quote.ask, order["slippage_bps_e6"], order["limit_price_e6"])
+    fillable = FillableOrder(0, order["order_id"], order["symbol"], order["side"], qty, order["limit_price_e6"],
+                             order["slippage_bps_e6"], order["fee_bps_e6"], ZERO, ZERO)
+    fill_effect(account, position, fillable, price_fill(qty, price, order["fee_bps_e6"]))
 
 
 def _immediate_fill(account: AccountState, order: dict[str, Any], quote: QuoteSnapshot | None) -> tuple[bool, Decimal]:
@@ -394,8 +410,10 @@ def execute_fill(
     run_id: str,
     now: datetime,
     liquidity: Liquidity,
+    reason: str | None,
 ) -> dict[str, Any] | None:
-    """Fill ``qty`` of an open order at the quote; its reservation shrinks in proportion, its status follows.
+    """Fill ``qty`` of an open order at the quote; its reservation shrinks in proportion, its status follows
+    (``reason`` goes on the event; a partial fill's says how much of the order it filled).
 
     A fill the account cannot pay for (a stop that gapped past what it reserved) or that would take an amount
     past the ledger's bounds is not made: the order is canceled with the reason, and None is returned.
@@ -439,8 +457,9 @@ def execute_fill(
         _release(store, account, order)
     else:
         order["status"] = STATUS_PARTIALLY_FILLED
+        reason = f"{reason + ': ' if reason else ''}{plain(qty)} of {plain(order['qty_e6'])} @ {plain(price)}"
     store.update_order(order, now)
-    store.add_event(order["id"], now, before, order["status"], f"{plain(qty)} @ {plain(price)}")
+    store.add_event(order["id"], now, before, order["status"], reason)
     return fill
 
 
@@ -465,7 +484,8 @@ def work_open_orders(
         if is_marketable_now(order, quote):
             qty = liquidity.available(order["side"], remaining_qty(order))
             if qty > 0:
-                fill = execute_fill(store, account, position, order, quote, qty, run_id, now, liquidity)
+                crossed = "limit crossed by quote" if working_limit(order) is not None else "filled at the quote"
+                fill = execute_fill(store, account, position, order, quote, qty, run_id, now, liquidity, crossed)
                 if fill is not None:
                     fills.append(fill)
                 continue
@@ -618,6 +638,6 @@ def _close(
     checked = validate_order(symbol, side, size, ORDER_MARKET)
     if isinstance(checked, InvalidOrder):
         values = _order_values(ctx, account, now, symbol=symbol, side=side, order_type=ORDER_MARKET,
-                               time_in_force=None, qty_e6=checked.qty)
+                               time_in_force=checked.time_in_force, qty_e6=checked.qty)
         return _reject(store, values, OrderRejectedError(symbol, checked.reason))
     return place_order(store, ctx, account, checked, now)

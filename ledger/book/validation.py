@@ -65,6 +65,7 @@ class InvalidOrder:
     reason: str
     qty: Decimal | None = None  # the parsed quantity and limit when they are storable numbers, else None
     limit_price: Decimal | None = None
+    time_in_force: str = TIF_GTC  # as submitted (shortened), for the record
 
 
 def printable(value: object, limit: int = 32) -> str:
@@ -129,7 +130,7 @@ def validate_order(
         shown_symbol = clean_symbol or printable(symbol)
         return InvalidOrder(
             shown_symbol, printable(side, 8).upper(), printable(order_type, 16).lower(), str(exc),
-            storable_amount(qty), storable_amount(limit_price),
+            storable_amount(qty), storable_amount(limit_price), printable(time_in_force, 8).lower(),
         )
     return OrderRequest(
         clean_symbol, clean_side, clean_type, clean_qty, clean_limit, clean_coid,
