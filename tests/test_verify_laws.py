@@ -145,12 +145,45 @@ def test_run_ends_before_it_started_law(ledger):
     assert_named(ledger, law("run ends before it started"))
 
 
+def test_status_time_law(ledger):
+    filled = order_pk(ledger.db_url, "filled")
+    damage(ledger.db_url, update(orders).where(orders.c.id == filled).values(filled_at=None))
+    assert_named(ledger, law("order's status lacks its time"))
+
+
+def test_fill_after_its_order_ended_law(ledger):
+    filled = order_pk(ledger.db_url, "filled")
+    with get_engine(ledger.db_url).connect() as conn:
+        submitted = conn.execute(select(orders.c.submitted_at).where(orders.c.id == filled)).scalar_one()
+    # The order says it filled at its submission; its fill says one second later.
+    damage(
+        ledger.db_url,
+        update(orders).where(orders.c.id == filled).values(filled_at=submitted),
+        update(fills).where(fills.c.order_id == filled).values(filled_at=submitted + timedelta(seconds=1)),
+    )
+    assert_named(ledger, law("fill is later than its order's end"))
+
+
+def test_replaced_order_successor_law(ledger):
+    canceled = order_pk(ledger.db_url, "canceled")
+    filled = order_pk(ledger.db_url, "filled")
+    damage(ledger.db_url, update(orders).where(orders.c.id == canceled).values(replaced_by_id=filled))
+    assert_named(ledger, law("replaced order has no successor"))
+
+
+def test_average_fill_price_law(ledger):
+    filled = order_pk(ledger.db_url, "filled")
+    damage(ledger.db_url, update(orders).where(orders.c.id == filled).values(filled_avg_price_e6=None))
+    assert_named(ledger, law("order's average fill price"))
+
+
 def test_every_law_has_a_test_here():
     tested = {
         "cash differs", "reserved cash", "position differs", "position's realized P&L", "position's reserved shares",
         "fill does not match its order", "order's filled quantity", "order's status disagrees",
         "fill's cash movement", "order's event history", "fill was priced from a quote stamped after",
-        "run ends before it started",
+        "run ends before it started", "order's status lacks its time", "fill is later than its order's end",
+        "replaced order has no successor", "order's average fill price",
     }
     assert {next(t for t in tested if text.startswith(t)) for text, _ in _LAWS} == tested
     assert len(_LAWS) == len(tested)

@@ -2,8 +2,9 @@
 
 Laws (DEVELOPERS.md): cash = initial + sum of cash movements; each position = sum of signed fill quantities;
 every fill belongs to an order; an order's filled quantity = sum of its fills. Also checked: reservations
-match the resting orders that hold them, each fill moved exactly its cash, and each order's event history
-ends in its current status.
+match the open orders that hold them, each fill moved exactly its cash, each order's event history ends in its
+current status, each status carries its time, no fill comes after its order ended, a replaced order's successor
+names it, and an order's average fill price lies within its fills' prices.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _LAWS: list[tuple[str, str]] = [
         "reserved cash exceeds cash or differs from the resting buy orders' reservations",
         """SELECT a.name, a.epoch, a.reserved_cash_e6, COALESCE(SUM(o.reserved_cash_e6), 0)
            FROM accounts a LEFT JOIN orders o
-             ON o.account_id = a.id AND o.epoch = a.epoch AND o.status = 'new'
+             ON o.account_id = a.id AND o.epoch = a.epoch AND o.status IN ('new', 'partially_filled')
            WHERE (CAST(:account AS INTEGER) IS NULL OR a.id = :account)
            GROUP BY a.id, a.name, a.epoch, a.reserved_cash_e6, a.cash_e6
            HAVING a.reserved_cash_e6 <> COALESCE(SUM(o.reserved_cash_e6), 0) OR a.reserved_cash_e6 > a.cash_e6""",
@@ -59,7 +60,8 @@ _LAWS: list[tuple[str, str]] = [
         "position's reserved shares differ from its resting sell orders",
         """SELECT p.account_id, p.epoch, p.symbol, p.reserved_qty_e6, COALESCE(SUM(o.reserved_qty_e6), 0)
            FROM positions p LEFT JOIN orders o
-             ON o.account_id = p.account_id AND o.epoch = p.epoch AND o.symbol = p.symbol AND o.status = 'new'
+             ON o.account_id = p.account_id AND o.epoch = p.epoch AND o.symbol = p.symbol
+                AND o.status IN ('new', 'partially_filled')
            WHERE (CAST(:account AS INTEGER) IS NULL OR p.account_id = :account)
            GROUP BY p.account_id, p.epoch, p.symbol, p.reserved_qty_e6
            HAVING p.reserved_qty_e6 <> COALESCE(SUM(o.reserved_qty_e6), 0)""",
@@ -86,8 +88,11 @@ _LAWS: list[tuple[str, str]] = [
            FROM orders o
            WHERE (CAST(:account AS INTEGER) IS NULL OR o.account_id = :account)
              AND ((o.status = 'filled' AND o.filled_qty_e6 <> o.qty_e6)
-                  OR (o.status <> 'filled' AND o.filled_qty_e6 <> 0)
-                  OR (o.status <> 'new' AND (o.reserved_cash_e6 <> 0 OR o.reserved_qty_e6 <> 0)))""",
+                  OR (o.status IN ('new', 'rejected') AND o.filled_qty_e6 <> 0)
+                  OR (o.status = 'partially_filled' AND (o.filled_qty_e6 <= 0 OR o.filled_qty_e6 >= o.qty_e6))
+                  OR o.filled_qty_e6 > o.qty_e6
+                  OR (o.status NOT IN ('new', 'partially_filled')
+                      AND (o.reserved_cash_e6 <> 0 OR o.reserved_qty_e6 <> 0)))""",
     ),
     (
         "fill's cash movement is missing or differs from notional -/+ fee",
@@ -114,6 +119,45 @@ _LAWS: list[tuple[str, str]] = [
         """SELECT f.id, f.symbol, f.quote_at, f.filled_at
            FROM fills f
            WHERE (CAST(:account AS INTEGER) IS NULL OR f.account_id = :account) AND f.quote_at > f.filled_at""",
+    ),
+    (
+        "order's status lacks its time, or an open order has a closing time",
+        """SELECT o.order_id, o.status
+           FROM orders o
+           WHERE (CAST(:account AS INTEGER) IS NULL OR o.account_id = :account)
+             AND ((o.status = 'filled' AND o.filled_at IS NULL)
+                  OR (o.status = 'canceled' AND o.canceled_at IS NULL)
+                  OR (o.status = 'expired' AND (o.expired_at IS NULL OR o.expires_at IS NULL
+                                                OR o.expired_at < o.expires_at))
+                  OR (o.status = 'replaced' AND o.replaced_at IS NULL)
+                  OR (o.status IN ('new', 'partially_filled')
+                      AND (o.filled_at IS NOT NULL OR o.canceled_at IS NOT NULL OR o.expired_at IS NOT NULL
+                           OR o.replaced_at IS NOT NULL)))""",
+    ),
+    (
+        "fill is later than its order's end (filled, canceled, expired or replaced)",
+        """SELECT f.id, o.order_id, o.status, f.filled_at
+           FROM fills f JOIN orders o ON o.id = f.order_id
+           WHERE (CAST(:account AS INTEGER) IS NULL OR f.account_id = :account)
+             AND f.filled_at > COALESCE(o.filled_at, o.canceled_at, o.expired_at, o.replaced_at, f.filled_at)""",
+    ),
+    (
+        "replaced order has no successor that names it",
+        """SELECT o.order_id, o.replaced_by_id
+           FROM orders o LEFT JOIN orders n ON n.id = o.replaced_by_id
+           WHERE (CAST(:account AS INTEGER) IS NULL OR o.account_id = :account)
+             AND ((o.status = 'replaced' AND (n.id IS NULL OR n.replaces_id IS NULL OR n.replaces_id <> o.id))
+                  OR (o.status <> 'replaced' AND o.replaced_by_id IS NOT NULL))""",
+    ),
+    (
+        "order's average fill price is missing or outside its fills' prices",
+        """SELECT o.order_id, o.filled_avg_price_e6, MIN(f.price_e6), MAX(f.price_e6)
+           FROM orders o LEFT JOIN fills f ON f.order_id = o.id
+           WHERE (CAST(:account AS INTEGER) IS NULL OR o.account_id = :account)
+           GROUP BY o.id, o.order_id, o.filled_avg_price_e6
+           HAVING (COUNT(f.id) = 0 AND o.filled_avg_price_e6 IS NOT NULL)
+               OR (COUNT(f.id) > 0 AND (o.filled_avg_price_e6 IS NULL OR o.filled_avg_price_e6 < MIN(f.price_e6)
+                                        OR o.filled_avg_price_e6 > MAX(f.price_e6)))""",
     ),
     (
         "run ends before it started (broker time went backwards)",
