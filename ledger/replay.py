@@ -402,6 +402,7 @@ def run_replay(job: ReplayJob, *, on_step: Callable[[StepReport], None] | None =
                     portfolio = ledger_portfolio(conn, broker.account_id, quotes, broker.slippage_bps, broker.fee_bps)
                 intents = trader.decide(stamp, portfolio)
                 placed, rejected = _submit(broker, job.key, stamp, intents)
+            broker.mark_equity()  # the bar's close marked to market: the equity curve and drawdown read these
             _report(on_step, StepReport(index, len(steps), stamp, True, placed, rejected))
         run_id = broker.run_id
     return summarize(job, run_id)

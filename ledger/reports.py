@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, Select, select
 from ledger.book.validation import require_utc
 from ledger.constants import ORDER_STATUSES, SIDE_BUY
 from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors
-from ledger.db.models import Account, CashMovement
+from ledger.db.models import Account, CashMovement, EquityMark
 from ledger.exceptions import LedgerError
 from ledger.queries import fills_stmt, mark_price, orders_stmt, position_rows
 
@@ -37,6 +37,7 @@ Source = Connection | Engine | str | None
 
 accounts = Account.__table__
 cash_movements = CashMovement.__table__
+equity_marks = EquityMark.__table__
 
 TIME_DTYPE = "datetime64[us, UTC]"
 
@@ -159,13 +160,13 @@ def positions_frame(source: Source, account: str) -> pd.DataFrame:
 
 
 def equity_curve(source: Source, account: str) -> pd.DataFrame:
-    """Account value over the current epoch: one row at its start, then one per distinct fill time.
+    """Account value over the current epoch, marked to market: one row at its start, then one per equity mark
+    (``equity_marks``: at every fill, deposit or withdrawal, every replay bar, and on quote updates at most
+    once per the account's ``equity_mark_interval_s``; the last mark at each time).
 
-    At each time: ``cash`` after every fill up to and including it; ``positions_value`` = the sum over
-    symbols of quantity held x the price of that symbol's latest fill so far (the last trade price the
-    ledger knows at that moment); ``equity`` = cash + positions_value. Between fills the curve is flat by
-    definition: it does not mark to quotes, so its last row differs from ``PaperBroker.get_portfolio_value``
-    (mid of the last quote) once the quote has moved since the last fill.
+    ``cash``; ``positions_value`` = long plus short market value at the mid of each symbol's last quote;
+    ``equity`` = cash + positions_value. A ledger made before marks existed falls back to its fills (each
+    symbol valued at its last fill price, one row per fill, deposit or withdrawal time).
     """
     with _reading(source) as conn:
         points = _equity_points(conn, _account(conn, account))
@@ -198,9 +199,41 @@ def account_max_drawdown(source: Source, account: str) -> Decimal:
 
 
 def _equity_points(conn: Connection, account_row: Any) -> list[dict[str, Any]]:
-    """The points of :func:`equity_curve`, in Decimal: one at the epoch's start, then one per distinct time of
-    a fill, deposit or withdrawal (``net_deposits``: deposits minus withdrawals so far)."""
+    """The points of :func:`equity_curve`, in Decimal, from the epoch's equity marks (the last at each time),
+    after a point at the epoch's start; a ledger without marks (made before they existed) from its fills."""
     start = conn.execute(_epoch_start_stmt(account_row)).one()
+    marks = conn.execute(_marks_stmt(account_row)).all()
+    if not marks:
+        return _fill_points(conn, account_row, start)
+    flows = conn.execute(_flows_stmt(account_row)).all()
+    last_per_time: dict[datetime, Any] = {}
+    for mark in marks:
+        last_per_time[mark.at] = mark  # ordered by id: the later mark at one time wins
+    points = [_point(start.at, start.amount_e6, Decimal(0), start.amount_e6, Decimal(0))]
+    for at, mark in last_per_time.items():
+        deposited = sum((flow.amount_e6 for flow in flows if flow.at <= at), Decimal(0))
+        points.append(_point(at, mark.cash_e6, mark.long_value_e6 + mark.short_value_e6, mark.equity_e6, deposited))
+    return points
+
+
+def _point(at: datetime, cash: Decimal, positions_value: Decimal, equity: Decimal, net_deposits: Decimal) -> dict[str, Any]:
+    return {"timestamp": at, "cash": cash, "positions_value": positions_value, "equity": equity,
+            "net_deposits": net_deposits}
+
+
+def _marks_stmt(account: Any) -> Select[Any]:
+    """The current epoch's equity marks, in time order (ties in the order they were written)."""
+    return (
+        select(equity_marks.c.at, equity_marks.c.cash_e6, equity_marks.c.long_value_e6,
+               equity_marks.c.short_value_e6, equity_marks.c.equity_e6)
+        .where(equity_marks.c.account_id == account.id, equity_marks.c.epoch == account.epoch)
+        .order_by(equity_marks.c.at, equity_marks.c.id)
+    )
+
+
+def _fill_points(conn: Connection, account_row: Any, start: Any) -> list[dict[str, Any]]:
+    """Equity points from the fills alone (each symbol valued at its last fill price), for ledgers without marks:
+    one at the epoch's start, then one per distinct time of a fill, deposit or withdrawal."""
     fills = conn.execute(fills_stmt(account_row.id)).all()
     flows = conn.execute(_flows_stmt(account_row)).all()
     events = sorted([(fill.filled_at, 0, index) for index, fill in enumerate(fills)]

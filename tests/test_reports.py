@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from datetime import datetime
 
 import pandas as pd
@@ -109,7 +110,16 @@ def test_positions_frame_keeps_closed_positions_for_their_realized_pnl(broker, d
     assert row["realized_pnl"] < 0  # the round trip paid the spread, slippage and fees
 
 
-def test_equity_curve_marks_holdings_at_the_last_fill_prices(scenario, db_url):
+def _drop_equity_marks(db_url: str) -> None:
+    """Make the ledger look like one written before equity marks existed (migration 0005)."""
+    from ledger.db.models import EquityMark
+
+    with get_engine(db_url).begin() as conn:
+        conn.execute(EquityMark.__table__.delete())
+
+
+def test_without_equity_marks_the_curve_marks_holdings_at_the_last_fill_prices(scenario, db_url):
+    _drop_equity_marks(db_url)
     curve = reports.equity_curve(db_url, "alice")
 
     assert list(curve["timestamp"]) == [pd.Timestamp(t) for t in (DAY1, DAY1, DAY2, DAY3)]
@@ -122,11 +132,31 @@ def test_equity_curve_marks_holdings_at_the_last_fill_prices(scenario, db_url):
     assert_floats(curve, "cash", "positions_value", "equity")
 
 
-def test_equity_curve_starts_at_the_epochs_deposit(scenario, db_url):
+def test_without_equity_marks_the_curve_starts_at_the_epochs_deposit(scenario, db_url):
+    _drop_equity_marks(db_url)
     curve = reports.equity_curve(db_url, "bob")
     # Bob reset on day 2 and bought once the same day.
     assert list(curve["timestamp"]) == [pd.Timestamp(DAY2), pd.Timestamp(DAY2)]
     assert list(curve["equity"]) == pytest.approx([10_000.0, 9_449.0 + 5 * 110.2])
+
+
+def test_the_equity_curve_is_marked_to_the_quote_mid_at_fills_and_quote_intervals(make_broker, clock, db_url):
+    broker = make_broker(initial_cash=10_000, slippage_bps=0, fee_bps=0)
+    start = clock.current
+    broker.set_quote("AAPL", bid=99, ask=101)  # first quote: a mark (no position yet)
+    broker.submit_order("AAPL", "BUY", 10)  # fills at 101: cash 8,990, 10 x mid 100
+    clock.advance(seconds=30)
+    broker.set_quote("AAPL", bid=109, ask=111)  # 30 s after the last mark: no mark (interval 60 s)
+    clock.advance(seconds=30)
+    broker.set_quote("AAPL", bid=119, ask=121)  # 60 s: marked at mid 120
+    curve = reports.equity_curve(db_url, broker.account)
+
+    assert list(curve["timestamp"]) == [pd.Timestamp(start), pd.Timestamp(start), pd.Timestamp(clock.current)]
+    assert list(curve["cash"]) == [10_000, 8_990, 8_990]
+    assert list(curve["positions_value"]) == [0, 1_000, 1_200]
+    assert list(curve["equity"]) == [10_000, 9_990, 10_190]
+    # Marked at 100 then 120, not at the fill price of 101: the drawdown sees the quote, not the last trade.
+    assert reports.account_max_drawdown(db_url, broker.account) == Decimal(10) / Decimal(10_000)
 
 
 def test_a_connection_an_engine_and_a_url_give_the_same_frames(scenario, db_url):

@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ledger.book import store
+from ledger.book.marks import MARK_FILL, mark_equity
 from ledger.book.orders import cancel_open_orders
 from ledger.book.store import AccountState, PendingRun, Store
 from ledger.book.validation import ledger_id, printable
@@ -149,5 +150,6 @@ def move_cash(ledger: Store, account_id: int, run_id: str, amount: Decimal, now:
     except AmountLimitError as exc:
         raise CashMovementError(f"deposit of {plain(amount)} refused: {exc}") from exc
     ledger.add_cash_movement(account, run_id, "deposit" if amount > 0 else "withdrawal", amount, now)
+    mark_equity(ledger, account, now, reason=MARK_FILL)  # the equity moved: the curve shows it here
     ledger.flush(now)
     return account

@@ -3,6 +3,7 @@
 Written at every fill (in the fill's transaction), at every replay bar, and on quote updates at most once per the
 account's ``equity_mark_interval_s`` of broker time (0: at every quote). A position is valued at the mid of the
 account's last quote for its symbol, or at its cost basis when it has none (as ``portfolio_value`` does).
+An account whose values reach the ledger's 10^12 bound is not marked (the mark could not be stored).
 """
 
 from __future__ import annotations
@@ -11,19 +12,26 @@ from datetime import datetime
 from decimal import Decimal
 
 from ledger.book.store import AccountState, Store
-from ledger.money import bounded, round_amount
+from ledger.money import MAX_AMOUNT, round_amount
 
 ZERO = Decimal(0)
 
 
-def mark_equity(store: Store, account: AccountState, now: datetime, *, force: bool) -> bool:
-    """Write a mark at ``now`` if ``force`` or the interval since the last one has passed; True when written.
+MARK_FILL = "fill"  # always: the account changed
+MARK_BAR = "bar"  # unless a mark at this broker time exists (a resumed replay does not mark a bar twice)
+MARK_QUOTE = "quote"  # at most once per the account's equity_mark_interval_s
+
+
+def mark_equity(store: Store, account: AccountState, now: datetime, *, reason: str) -> bool:
+    """Write a mark at ``now`` when ``reason`` calls for one (see MARK_*); True when written.
 
     Flushes the transaction's queued rows first, so the mark values the positions as they now stand.
     """
-    if not force:
+    if reason != MARK_FILL:
         last = store.last_equity_mark(account)
-        if last is not None and (now - last).total_seconds() < account.equity_mark_interval_s:
+        if last is not None and (
+            last >= now if reason == MARK_BAR else (now - last).total_seconds() < account.equity_mark_interval_s
+        ):
             return False
     store.flush(now)
     long_value = short_value = ZERO
@@ -33,8 +41,11 @@ def mark_equity(store: Store, account: AccountState, now: datetime, *, force: bo
             long_value += value
         else:
             short_value += value
-    long_value = round_amount(bounded(long_value, "the long market value"))
-    short_value = round_amount(bounded(short_value, "the short market value"))
-    equity = bounded(account.cash + long_value + short_value, "the equity")
+    long_value, short_value = round_amount(long_value), round_amount(short_value)
+    equity = account.cash + long_value + short_value
+    if max(abs(long_value), abs(short_value), abs(equity)) >= MAX_AMOUNT:
+        # Prices moved the account past the ledger's bound: the mark cannot be stored, and a quote must not
+        # fail for it. No mark is written (the curve resumes when the account is back within bounds).
+        return False
     store.add_equity_mark(account, now, long_value, short_value, equity)
     return True

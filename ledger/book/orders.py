@@ -15,6 +15,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from ledger.book.fills import FillableOrder, apply_fill, fill_effect
+from ledger.book.marks import MARK_FILL, mark_equity
 from ledger.book.matching import (
     Liquidity,
     average_price,
@@ -104,7 +105,8 @@ def open_account_for_write(store: Store, ctx: TradingContext, now: datetime) -> 
     broker time is past its session's close (a quote, a submit, a cancel), with its reservation released.
     """
     account = store.lock_account(ctx.account_id, now)
-    expire_due(store, account, now)
+    if expire_due(store, account, now):
+        store.flush(now)  # later reads in this transaction (open orders, an order by id) see them expired
     return account
 
 
@@ -158,6 +160,8 @@ def submit_order(store: Store, ctx: TradingContext, request: OrderRequest, now: 
     """
     account = open_account_for_write(store, ctx, now)
     outcome = place_order(store, ctx, account, request, now)
+    if outcome.fill is not None:
+        mark_equity(store, account, now, reason=MARK_FILL)
     store.flush(now)
     return outcome
 
@@ -179,6 +183,8 @@ def submit_orders(store: Store, ctx: TradingContext, requests: list[OrderRequest
         if outcome.error is not None:
             raise batch_rejection(index, outcome.error)
         outcomes.append(outcome)
+    if any(outcome.fill is not None for outcome in outcomes):
+        mark_equity(store, account, now, reason=MARK_FILL)
     store.flush(now)
     return outcomes
 
@@ -198,7 +204,8 @@ _IDEMPOTENT_FIELDS = (
 
 
 def _same_parameters(order: dict[str, Any], request: OrderRequest) -> bool:
-    if any(order[column] != getattr(request, field) for column, field in _IDEMPOTENT_FIELDS):
+    derived = ("stop_price_e6",) if order["order_type"] == ORDER_TRAILING_STOP else ()  # moves with the quotes
+    if any(order[column] != getattr(request, field) for column, field in _IDEMPOTENT_FIELDS if column not in derived):
         return False
     # A notional order's quantity was fixed when it was priced: its notional identifies it.
     return request.notional is not None or order["qty_e6"] == request.qty
@@ -281,8 +288,6 @@ def _place_new(
     store.add_event(pk, now, None, STATUS_NEW, _accepted_reason(values, quote, fill_now))
     if trigger is not None:
         store.add_event(pk, now, STATUS_NEW, STATUS_NEW, trigger)
-    if rests > 0:
-        _reserve(account, position, values, quote, rests, store)
     fill = None
     if fill_now:
         assert quote is not None
@@ -291,6 +296,9 @@ def _place_new(
         )
         if fill is None:  # refused at the fill (bounds): the order is closed with the reason, never half-written
             return SubmitOutcome(values)
+    if rests > 0:  # reserved after the immediate fill, so that fill releases nothing of it
+        _reserve(account, position, values, quote, rests, store)
+        store.update_order(values, now)
     if values["status"] in OPEN_STATUSES and request.time_in_force == TIF_IOC:
         close_open_order(store, account, values, STATUS_CANCELED, now, "ioc: unfilled remainder canceled")
     return SubmitOutcome(values, fill=fill)

@@ -25,7 +25,7 @@ def order_record(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
         "order_type": m["order_type"],
         "time_in_force": m["time_in_force"],
         "qty": to_float(m["qty_e6"]),
-        "notional": to_float(m["notional_e6"]),
+        "requested_notional": to_float(m["notional_e6"]),  # a notional order's cash amount (its qty is derived)
         "limit_price": to_float(m["limit_price_e6"]),
         "stop_price": to_float(m["stop_price_e6"]),
         "trail_price": to_float(m["trail_price_e6"]),
@@ -59,7 +59,7 @@ def fill_record(m: Any) -> dict[str, Any]:
         "side": m["side"],
         "qty": to_float(m["qty_e6"]),
         "fill_price": to_float(m["price_e6"]),
-        "notional": to_float(m["notional_e6"]),
+        "requested_notional": to_float(m["notional_e6"]),  # a notional order's cash amount (its qty is derived)
         "fee": to_float(m["fee_e6"]),
         "slippage_bps": to_float(m["slippage_bps_e6"]),
         "fee_bps": to_float(m["fee_bps_e6"]),

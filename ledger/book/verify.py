@@ -90,7 +90,7 @@ _LAWS: list[tuple[str, str]] = [
              AND ((o.status = 'filled' AND o.filled_qty_e6 <> o.qty_e6)
                   OR (o.status IN ('new', 'rejected') AND o.filled_qty_e6 <> 0)
                   OR (o.status = 'partially_filled' AND (o.filled_qty_e6 <= 0 OR o.filled_qty_e6 >= o.qty_e6))
-                  OR o.filled_qty_e6 > o.qty_e6
+                  OR (o.status <> 'rejected' AND o.filled_qty_e6 > o.qty_e6)
                   OR (o.status NOT IN ('new', 'partially_filled')
                       AND (o.reserved_cash_e6 <> 0 OR o.reserved_qty_e6 <> 0)))""",
     ),

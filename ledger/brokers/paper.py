@@ -26,7 +26,7 @@ from ledger.book.accounts import (
     reset_account,
     resume_run,
 )
-from ledger.book.marks import mark_equity
+from ledger.book.marks import MARK_BAR, mark_equity
 from ledger.book.orders import (
     ReplaceRequest,
     cancel_all_orders,
@@ -298,13 +298,15 @@ class PaperBroker:
             store.flush(now)
         return [order_record(order) for order in expired]
 
-    def mark_equity(self) -> None:
-        """Write an equity mark at broker time now (the replay marks every bar with it)."""
+    def mark_equity(self) -> bool:
+        """Write an equity mark at broker time now unless one exists at that time (the replay marks every bar
+        with it); True when written."""
         with self._writing() as store:
             now = self.now()
             account = open_account_for_write(store, self._ctx, now)
-            mark_equity(store, account, now, force=True)
+            written = mark_equity(store, account, now, reason=MARK_BAR)
             store.flush(now)
+        return written
 
     def configure(
         self,
@@ -495,12 +497,11 @@ def _batch_request(index: int, order: object) -> OrderRequest:
 
 
 def _submit_result(outcome: SubmitOutcome) -> dict[str, Any]:
-    """The order (``order_record``'s keys, with the order's own notional as ``requested_notional``) and, in the
-    seed's names, its fill of this call: ``fill_price``, ``notional`` and ``fee`` (None when it did not fill now)."""
+    """The order (``order_record``'s keys) and, in the seed's names, its fill of this call: ``fill_price``,
+    ``notional`` and ``fee`` (None when it did not fill now)."""
     order = outcome.order
     fill = outcome.fill
     record = order_record(order)
-    record["requested_notional"] = record.pop("notional")
     record.update(
         fill_price=None if fill is None else to_float(fill["price_e6"]),
         notional=None if fill is None else to_float(fill["notional_e6"]),

@@ -211,8 +211,8 @@ def verify(name: str | None, db: str | None) -> None:
 def report(name: str, plot: Path | None, db: str | None) -> None:
     """Performance of account NAME (current epoch): equity, return, drawdown, fees, per-symbol totals.
 
-    The equity curve is ledger.reports.equity_curve: cash plus holdings valued at each symbol's last fill
-    price, one point per fill time (it does not mark to quotes between fills).
+    The equity curve is ledger.reports.equity_curve: the account's equity marks (cash plus positions at the
+    mid of their last quote, at every fill, replay bar and quote interval).
     """
     from ledger.reports import account_max_drawdown, equity_curve
 
@@ -232,7 +232,7 @@ def report(name: str, plot: Path | None, db: str | None) -> None:
             ("net deposits", fmt_money(invested - state.initial_cash)),
             ("equity (at last quotes)", fmt_money(equity)),
             ("return", "n/a" if (gain := total_return(equity, invested)) is None else fmt_percent(gain)),
-            ("max drawdown (fill-marked curve, net of deposits)", fmt_percent(drawdown, signed=False)),
+            ("max drawdown (equity marks, net of deposits)", fmt_percent(drawdown, signed=False)),
             ("fills", str(sum(row.fill_count for row in totals))),
             ("fees", fmt_money(fees)),
             ("traded notional", fmt_money(notional)),
