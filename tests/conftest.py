@@ -176,3 +176,70 @@ def table_snapshot(db_url: str, metadata: object | None = None) -> dict[str, lis
             name: sorted((tuple(row) for row in conn.execute(select(table))), key=repr)
             for name, table in sorted(metadata.tables.items())  # type: ignore[attr-defined]
         }
+
+
+def utc(*parts: int) -> datetime:
+    """A UTC instant: ``utc(2024, 1, 2, 21)``."""
+    return datetime(*parts, tzinfo=UTC)
+
+
+@pytest.fixture
+def order_events(db_url: str) -> Callable[[str], list[tuple[object, ...]]]:
+    """Read one order's ``order_events`` rows (by its public order_id), oldest first, on a fresh connection.
+
+    Each row is ``(from_status, to_status, reason, at)``.
+    """
+    from sqlalchemy import select
+
+    from ledger.db.engine import get_engine, read_transaction
+    from ledger.db.models import Order, OrderEvent
+
+    def read(order_id: str) -> list[tuple[object, ...]]:
+        stmt = (
+            select(OrderEvent.from_status, OrderEvent.to_status, OrderEvent.reason, OrderEvent.at)
+            .join(Order, Order.id == OrderEvent.order_id)
+            .where(Order.order_id == order_id)
+            .order_by(OrderEvent.id)
+        )
+        with get_engine(db_url).connect() as conn, read_transaction(conn):
+            return [tuple(row) for row in conn.execute(stmt)]
+
+    return read
+
+
+@pytest.fixture
+def equity_marks(db_url: str) -> Callable[[], list[tuple[object, ...]]]:
+    """Read every ``equity_marks`` row, oldest first, on a fresh connection.
+
+    Each row is ``(at, cash, long_value, short_value, equity)``, amounts as Decimal.
+    """
+    from sqlalchemy import select
+
+    from ledger.db.engine import get_engine, read_transaction
+    from ledger.db.models import EquityMark
+
+    def read() -> list[tuple[object, ...]]:
+        stmt = select(
+            EquityMark.at, EquityMark.cash_e6, EquityMark.long_value_e6, EquityMark.short_value_e6,
+            EquityMark.equity_e6,
+        ).order_by(EquityMark.id)
+        with get_engine(db_url).connect() as conn, read_transaction(conn):
+            return [tuple(row) for row in conn.execute(stmt)]
+
+    return read
+
+
+@pytest.fixture
+def long_broker(broker: object) -> object:
+    """The ``broker`` holding 10 AAPL, bought at market (150.10 * 1.0005 = 150.17505, fee 0.150175)."""
+    broker.submit_order("AAPL", "BUY", 10)  # type: ignore[attr-defined]
+    return broker
+
+
+@pytest.fixture
+def displayed_broker(make_broker: Callable[..., object]) -> object:
+    """A broker whose account fills at most the quote's displayed size; AAPL quoted 150.00 / 150.10, size 100 x 100."""
+    b = make_broker()
+    b.configure(fill_model="displayed_size")  # type: ignore[attr-defined]
+    b.set_quote("AAPL", bid=150.0, ask=150.10, bid_size=100, ask_size=100)  # type: ignore[attr-defined]
+    return b
