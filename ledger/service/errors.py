@@ -91,7 +91,8 @@ def library_error(exc: Exception) -> ApiError:
     if isinstance(exc, ClientOrderIdConflictError):
         return bad_request(str(exc))
     if isinstance(exc, DatabaseError):
-        return ApiError(503, UNAVAILABLE, f"the ledger database is unavailable: {exc}")
+        log.error("database error: %s", exc)  # the detail names files and hosts: the log's, not the client's
+        return ApiError(503, UNAVAILABLE, "the ledger database is unavailable; see the server's log")
     if isinstance(exc, (BrokerError, LedgerError, ValueError)):
         return unprocessable(str(exc))
     raise exc
