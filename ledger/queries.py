@@ -258,3 +258,73 @@ def daily_pnl_stmt(account_id: int) -> Select[Any]:
         .where(v_daily_pnl.c.account_id == account_id, v_daily_pnl.c.epoch == _current_epoch(account_id))
         .order_by(v_daily_pnl.c.day, v_daily_pnl.c.symbol)
     )
+
+
+def activities_stmt(account_id: int) -> Select[Any]:
+    """The current epoch's cash movements in id order (= time order: the account's clock never goes back),
+    a fill's movement with its fill, the order's public id, status and quantity, and the order's filled quantity
+    up to and including this fill (``cum_qty_e6``)."""
+    earlier = fills.alias("earlier")
+    cum_qty = (
+        select(func.sum(earlier.c.qty_e6, type_=fills.c.qty_e6.type))
+        .where(earlier.c.order_id == fills.c.order_id, earlier.c.id <= fills.c.id)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            cash_movements.c.id.label("movement_id"),
+            cash_movements.c.kind,
+            cash_movements.c.amount_e6,
+            cash_movements.c.at,
+            fills.c.symbol,
+            fills.c.side,
+            fills.c.qty_e6,
+            fills.c.price_e6,
+            orders.c.order_id,
+            orders.c.status.label("order_status"),
+            orders.c.qty_e6.label("order_qty_e6"),
+            cum_qty.label("cum_qty_e6"),
+        )
+        .select_from(
+            cash_movements.outerjoin(fills, fills.c.id == cash_movements.c.fill_id)
+            .outerjoin(orders, orders.c.id == fills.c.order_id)
+        )
+        .where(cash_movements.c.account_id == account_id, cash_movements.c.epoch == _current_epoch(account_id))
+    )
+
+
+def known_symbols(conn: Connection, account_id: int) -> list[str]:
+    """Every symbol the ledger knows for the account: its quotes, its orders, and the bar cache."""
+    from ledger.db.models import Bar
+
+    names: set[str] = set()
+    for stmt in (
+        select(quotes.c.symbol).where(quotes.c.account_id == account_id).distinct(),
+        select(orders.c.symbol).where(orders.c.account_id == account_id, orders.c.status != "rejected").distinct(),
+        select(Bar.__table__.c.symbol).distinct(),
+    ):
+        names.update(conn.execute(stmt).scalars())
+    return sorted(names)
+
+
+# The broker's equity marks (issue 9's order engine writes them); not in this branch's models.
+def _equity_marks() -> Any:
+    from ledger.db.types import ScaledDecimal, UTCDateTime
+
+    return table(
+        "equity_marks", column("account_id"), column("epoch"), column("at", UTCDateTime()),
+        *(column(name, ScaledDecimal()) for name in ("cash_e6", "long_value_e6", "short_value_e6", "equity_e6")),
+    )
+
+
+equity_marks = _equity_marks()
+
+
+def equity_marks_stmt(account_id: int, since: datetime, until: datetime) -> Select[Any]:
+    """The account's equity marks of the current epoch in [since, until), oldest first (equity in millionths)."""
+    return (
+        select(equity_marks.c.at, equity_marks.c.equity_e6)
+        .where(equity_marks.c.account_id == account_id, equity_marks.c.epoch == _current_epoch(account_id),
+               equity_marks.c.at >= since, equity_marks.c.at < until)
+        .order_by(equity_marks.c.at)
+    )

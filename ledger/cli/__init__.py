@@ -7,6 +7,7 @@ Commands (``paper-ledger COMMAND --help`` documents each; every one takes ``--db
 - ``accounts``, ``account create|show|reset``: paper accounts.
 - ``order``, ``orders``, ``cancel``, ``activity``; ``quote set|fetch|list``: trading by hand.
 - ``fills``, ``export``, ``runs``, ``sql``, ``verify``, ``report``: audit.
+- ``serve``, ``keys create|list|revoke``: the Alpaca-compatible HTTP service and its API keys.
 
 Start-up: a command's module is imported only when that command runs, so ``paper-ledger --help`` loads
 neither SQLAlchemy nor Alembic, and ``paper-ledger order`` not the audit, replay or pandas code.
@@ -53,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Check the ledger's invariants (for account NAME, or every account): exit 0 when all hold."),
     "report": ("ledger.cli.audit", "report",
         "Performance of account NAME (current epoch): equity, return, drawdown, fees, per-symbol totals."),
+    "serve": ("ledger.cli.service", "serve",
+        "Serve the ledger over HTTP as Alpaca's Trading API v2 (alpaca-py runs against it unmodified)."),
+    "keys": ("ledger.cli.service", "keys",
+        "Create, list and revoke the API keys clients of `paper-ledger serve` authenticate with."),
 }
 
 

@@ -337,3 +337,20 @@ class BarRange(Base):
     range_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     range_end: Mapped[datetime] = mapped_column(UTCDateTime)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiKey(Base):
+    """An API key of one account for the HTTP service: the public ``key_id`` and a salted hash of the secret.
+
+    The secret itself is never stored (a dump of the table reveals no usable credential); ``revoked_at`` set
+    means the key no longer authenticates. See ``ledger.book.keys``.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

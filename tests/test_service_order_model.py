@@ -1,0 +1,83 @@
+"""The routes that need issue 9's order engine (time in force, stops, notional, replace, close positions,
+cancel all, account configuration, equity marks). They fail until that engine is merged: the service does not
+imitate the library's behaviour."""
+
+from __future__ import annotations
+
+import pytest
+from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
+from alpaca.trading.requests import (
+    ClosePositionRequest,
+    GetPortfolioHistoryRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+    ReplaceOrderRequest,
+    StopOrderRequest,
+)
+
+from tests.service_support import Server, engine_name, ledger_verified, service  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("ledger_verified")
+
+
+def test_a_day_limit_order_keeps_its_time_in_force(service: Server):
+    service.set_quotes("alice", {"symbol": "DAY1", "bid": "10", "ask": "10.1"})
+    order = service.trading("alice").submit_order(LimitOrderRequest(
+        symbol="DAY1", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY, limit_price=9))
+    assert order.time_in_force == TimeInForce.DAY and order.expires_at is not None
+
+
+def test_a_stop_order_rests_with_its_stop_price(service: Server):
+    service.set_quotes("alice", {"symbol": "STP1", "bid": "10", "ask": "10.1"})
+    order = service.trading("alice").submit_order(StopOrderRequest(
+        symbol="STP1", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, stop_price=11))
+    assert order.status == OrderStatus.NEW and order.stop_price == "11"
+
+
+def test_a_notional_market_order_fills_a_fractional_quantity(service: Server):
+    service.set_quotes("alice", {"symbol": "NOT1", "bid": "40", "ask": "40"})
+    order = service.trading("alice").submit_order(MarketOrderRequest(
+        symbol="NOT1", notional=100, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    assert order.status == OrderStatus.FILLED and order.filled_qty == "2.5" and order.notional == "100"
+
+
+def test_replace_links_the_old_and_new_orders(service: Server):
+    service.set_quotes("alice", {"symbol": "RPL1", "bid": "10", "ask": "10.1"})
+    client = service.trading("alice")
+    old = client.submit_order(LimitOrderRequest(symbol="RPL1", qty=1, side=OrderSide.BUY,
+                                                time_in_force=TimeInForce.GTC, limit_price=9))
+    new = client.replace_order_by_id(old.id, ReplaceOrderRequest(limit_price=9.5, qty=2))
+    assert new.replaces == old.id and new.limit_price == "9.5"
+    assert client.get_order_by_id(old.id).status == OrderStatus.REPLACED
+
+
+def test_close_a_position_by_percentage_and_all_positions_with_cancel(service: Server):
+    service.set_quotes("alice", {"symbol": "CLS1", "bid": "5", "ask": "5"})
+    client = service.trading("alice")
+    client.submit_order(MarketOrderRequest(symbol="CLS1", qty=4, side=OrderSide.BUY, time_in_force=TimeInForce.GTC))
+    half = client.close_position("CLS1", ClosePositionRequest(percentage="50"))
+    assert half.side == OrderSide.SELL and half.qty == "2"
+    results = client.close_all_positions(cancel_orders=True)
+    assert all(result.status == 200 for result in results)
+    assert client.get_all_positions() == []
+
+
+def test_cancel_all_orders_answers_207_per_order(service: Server):
+    service.set_quotes("alice", {"symbol": "CAL1", "bid": "5", "ask": "5"})
+    client = service.trading("alice")
+    resting = client.submit_order(LimitOrderRequest(symbol="CAL1", qty=1, side=OrderSide.BUY,
+                                                    time_in_force=TimeInForce.GTC, limit_price=4))
+    results = client.cancel_orders()
+    assert [(r.id, r.status) for r in results if r.id == resting.id] == [(resting.id, 200)]
+
+
+def test_account_configuration_maps_onto_the_account_settings(service: Server):
+    client = service.trading("bob")
+    configured = client.set_account_configurations(client.get_account_configurations().model_copy(
+        update={"no_shorting": False}))
+    assert configured.no_shorting is False and client.get_account_configurations().no_shorting is False
+
+
+def test_portfolio_history_comes_from_the_equity_marks(service: Server):
+    history = service.trading("alice").get_portfolio_history(GetPortfolioHistoryRequest(period="1W", timeframe="1D"))
+    assert history.timeframe == "1D" and len(history.timestamp) == len(history.equity)
