@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from ledger.book.store import fills, orders, runs
 from ledger.cli import cli
+from ledger.db.engine import get_engine
 from ledger.money import MAX_AMOUNT
 from tests import test_cli
 from tests.conftest import ledger_problems
@@ -130,3 +131,49 @@ def test_order_slippage_and_fee_options_reach_the_broker(run, traded, db_url):
     assert scalar(db_url, select(runs.c.fee_bps_e6).order_by(runs.c.started_at.desc()).limit(1)) == Decimal(2)
     assert_one_line_error(run("order", "alice", "buy", "AAPL", "1", "--fee-bps", "20000", ok=False), "fee_bps")
     assert scalar(db_url, select(fills.c.fee_bps_e6).order_by(fills.c.id.desc()).limit(1)) == Decimal(2)
+
+
+# -- the order model on the command line ----------------------------------------------------------------------------
+def _order_row(db_url: str, order_id: str):
+    with get_engine(db_url).connect() as conn:
+        return conn.execute(select(orders).where(orders.c.order_id == order_id)).one()
+
+
+def test_order_options_choose_the_type_and_time_in_force(run, traded, db_url):
+    stop = order_id_of(run("order", "alice", "sell", "AAPL", "5", "--stop", "140", "--tif", "day"))
+    stop_limit = order_id_of(run("order", "alice", "buy", "AAPL", "1", "--stop", "160", "--limit", "161"))
+    trailing = order_id_of(run("order", "alice", "sell", "AAPL", "2", "--trail-percent", "5"))
+    notional = run("order", "alice", "buy", "AAPL", "--notional", "1000")
+
+    assert (_order_row(db_url, stop).order_type, _order_row(db_url, stop).time_in_force) == ("stop", "day")
+    assert _order_row(db_url, stop).expires_at is not None
+    assert (_order_row(db_url, stop_limit).order_type, _order_row(db_url, stop_limit).stop_price_e6) == (
+        "stop_limit", Decimal(160))
+    row = _order_row(db_url, trailing)
+    assert (row.order_type, row.trail_percent_e6, row.hwm_e6, row.stop_price_e6) == (
+        "trailing_stop", Decimal(5), Decimal(150), Decimal("142.5"))
+    assert "filled:" in notional.stdout
+    assert _order_row(db_url, order_id_of(notional)).notional_e6 == Decimal(1000)
+    assert_one_line_error(run("order", "alice", "buy", "AAPL", ok=False), "QTY or --notional")
+    assert ledger_problems(db_url) == []
+
+
+def test_replace_close_expire_and_account_config_commands(run, traded, db_url):
+    replaced = run("replace", "alice", traded, "--limit", "139", "--qty", "4")
+    new_id = order_id_of(replaced)
+    assert f"replaced {traded} by: new: BUY 4 AAPL limit 139.00" in replaced.stdout
+    assert (_order_row(db_url, traded).status, _order_row(db_url, traded).replaced_by_id) == (
+        "replaced", _order_row(db_url, new_id).id)
+    assert_one_line_error(run("replace", "alice", traded, "--limit", "138", ok=False), "only an open order")
+
+    closed = run("close", "alice", "AAPL", "--percentage", "50")
+    assert "filled: SELL 5 AAPL" in closed.stdout
+    assert "filled: SELL 5 AAPL" in run("close", "alice", "--all", "--cancel-orders").stdout
+    assert _order_row(db_url, new_id).status == "canceled"
+    assert_one_line_error(run("close", "alice", "AAPL", ok=False), "no open position in AAPL")
+
+    shown = run("account", "config", "alice", "--fill-model", "displayed_size", "--calendar", "24/7").stdout
+    assert "fill_model" in shown and "displayed_size" in shown and "24/7" in shown
+    assert "displayed_size" in run("account", "config", "alice").stdout  # persisted
+    assert "0 order(s) expired" in run("expire", "alice").stdout
+    assert ledger_problems(db_url) == []

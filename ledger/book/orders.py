@@ -544,11 +544,11 @@ def cancel_order(store: Store, ctx: TradingContext, order_id: str, now: datetime
 
 
 def cancel_all_orders(store: Store, ctx: TradingContext, now: datetime) -> list[dict[str, Any]]:
-    """Cancel every open order of the account's current epoch; returns each order's id and new status."""
+    """Cancel every open order of the account's current epoch; returns the canceled orders (as now stored)."""
     account = open_account_for_write(store, ctx, now)
     canceled = cancel_open_orders(store, account, now, "canceled by cancel_all_orders")
     store.flush(now)
-    return [{"order_id": order["order_id"], "status": order["status"], "timestamp": now} for order in canceled]
+    return canceled
 
 
 def cancel_open_orders(store: Store, account: AccountState, now: datetime, reason: str) -> list[dict[str, Any]]:

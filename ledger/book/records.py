@@ -59,7 +59,7 @@ def fill_record(m: Any) -> dict[str, Any]:
         "side": m["side"],
         "qty": to_float(m["qty_e6"]),
         "fill_price": to_float(m["price_e6"]),
-        "requested_notional": to_float(m["notional_e6"]),  # a notional order's cash amount (its qty is derived)
+        "notional": to_float(m["notional_e6"]),
         "fee": to_float(m["fee_e6"]),
         "slippage_bps": to_float(m["slippage_bps_e6"]),
         "fee_bps": to_float(m["fee_bps_e6"]),

@@ -236,9 +236,10 @@ class PaperBroker:
             return cancel_order(store, self._ctx, order_id, self.now())
 
     def cancel_all_orders(self) -> list[dict[str, Any]]:
-        """Cancel every open order of the account, in one transaction; returns ``order_id`` and ``status`` of each."""
+        """Cancel every open order of the account, in one transaction; returns the canceled orders."""
         with self._writing() as store:
-            return cancel_all_orders(store, self._ctx, self.now())
+            canceled = cancel_all_orders(store, self._ctx, self.now())
+        return [order_record(order) for order in canceled]
 
     def replace_order(
         self,

@@ -5,7 +5,8 @@ Commands (``paper-ledger COMMAND --help`` documents each; every one takes ``--db
 - ``replay``: the main job, a strategy trading bars in market time; resumable after a kill.
 - ``db upgrade|current|check|backup``: the schema (Alembic) and consistent SQLite backups.
 - ``accounts``, ``account create|show|reset``: paper accounts.
-- ``order``, ``orders``, ``cancel``, ``activity``; ``quote set|fetch|list``: trading by hand.
+- ``order``, ``orders``, ``cancel``, ``replace``, ``close``, ``expire``, ``activity``; ``quote set|fetch|list``:
+  trading by hand.
 - ``fills``, ``export``, ``runs``, ``sql``, ``verify``, ``report``: audit.
 - ``serve``, ``keys create|list|revoke``: the Alpaca-compatible HTTP service and its API keys.
 
@@ -38,6 +39,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "List the orders of account NAME (current epoch), oldest first."),
     "cancel": ("ledger.cli.trading", "cancel",
         "Cancel the resting order ORDER_ID of account NAME, releasing the cash or shares it reserved."),
+    "replace": ("ledger.cli.trading", "replace",
+        "Replace the open order ORDER_ID of account NAME atomically (the old one becomes `replaced`)."),
+    "close": ("ledger.cli.trading", "close",
+        "Close account NAME's position in SYMBOL (or --all) with market orders."),
+    "expire": ("ledger.cli.trading", "expire",
+        "Expire account NAME's open orders whose time is up (day orders past their session's close), now."),
     "quote": ("ledger.cli.trading", "quote",
         "Store quotes (per account) by hand or from the market-data provider."),
     "activity": ("ledger.cli.trading", "activity",

@@ -33,7 +33,20 @@ from ledger.cli.common import (
     require_account,
     row_format_options,
 )
-from ledger.constants import DEFAULT_ACCOUNT, ORDER_LIMIT, ORDER_MARKET, ORDER_STATUSES, SIDES
+from ledger.constants import (
+    DEFAULT_ACCOUNT,
+    FILL_MODELS,
+    OPEN_STATUSES,
+    ORDER_LIMIT,
+    ORDER_MARKET,
+    ORDER_STATUSES,
+    ORDER_STOP,
+    ORDER_STOP_LIMIT,
+    ORDER_TRAILING_STOP,
+    SIDES,
+    TIF_GTC,
+    TIMES_IN_FORCE,
+)
 from ledger.exceptions import LedgerError
 from ledger.money import round_amount
 from ledger.queries import (
@@ -157,6 +170,24 @@ def account_withdraw(name: str, amount: Decimal, db: str | None) -> None:
     click.echo(f"withdrew {fmt_money(amount)} from {name!r}: cash {fmt_money(state['cash'])}")
 
 
+@account.command("config")
+@click.argument("name")
+@click.option("--fill-model", type=click.Choice(FILL_MODELS), default=None, help="full or displayed_size.")
+@click.option("--calendar", default=None, help="Exchange calendar for day orders (XNYS, 24/7, ...).")
+@click.option("--equity-mark-interval", "equity_mark_interval_s", type=click.IntRange(min=0), default=None,
+              help="Seconds of broker time between two equity marks written by quote updates.")
+@db_option
+def account_config(
+    name: str, fill_model: str | None, calendar: str | None, equity_mark_interval_s: int | None, db: str | None
+) -> None:
+    """Show account NAME's settings, changing those given first."""
+    with existing_broker(db, name) as broker:
+        changing = any(value is not None for value in (fill_model, calendar, equity_mark_interval_s))
+        settings = (broker.configure(fill_model=fill_model, calendar=calendar,
+                                     equity_mark_interval_s=equity_mark_interval_s) if changing else broker.settings())
+    print_fields(f"account {name} settings", [(key, str(value)) for key, value in settings.items()])
+
+
 @account.command("reset")
 @click.argument("name")
 @click.option("--cash", type=CASH, default=None, help="New initial cash (default: the account's current one).")
@@ -184,39 +215,109 @@ def cost_options(command: Any) -> Any:
 @click.argument("name")
 @click.argument("side", type=click.Choice(SIDES, case_sensitive=False))
 @click.argument("symbol")
-@click.argument("qty", type=DECIMAL)
-@click.option("--limit", "limit_price", type=DECIMAL, default=None, help="Limit price (default: a market order).")
+@click.argument("qty", type=DECIMAL, required=False)
+@click.option("--limit", "limit_price", type=DECIMAL, default=None, help="Limit price (limit or stop_limit).")
+@click.option("--stop", "stop_price", type=DECIMAL, default=None, help="Stop price (stop, or stop_limit with --limit).")
+@click.option("--trail-price", type=DECIMAL, default=None, help="Trailing stop: trail by this amount.")
+@click.option("--trail-percent", type=DECIMAL, default=None, help="Trailing stop: trail by this percent.")
+@click.option("--notional", type=DECIMAL, default=None, help="Market order for this cash amount instead of QTY.")
+@click.option("--tif", "time_in_force", type=click.Choice(TIMES_IN_FORCE), default=TIF_GTC, show_default=True,
+              help="Time in force: gtc, day (expires at its session's close), ioc, fok.")
 @click.option("--client-order-id", default=None, help="Your id for the order; resubmitting it returns the original.")
 @cost_options
 @db_option
 def order(
-    name: str, side: str, symbol: str, qty: Decimal, limit_price: Decimal | None, client_order_id: str | None,
-    slippage_bps: Decimal | None, fee_bps: Decimal | None, db: str | None,
+    name: str, side: str, symbol: str, qty: Decimal | None, limit_price: Decimal | None, stop_price: Decimal | None,
+    trail_price: Decimal | None, trail_percent: Decimal | None, notional: Decimal | None, time_in_force: str,
+    client_order_id: str | None, slippage_bps: Decimal | None, fee_bps: Decimal | None, db: str | None,
 ) -> None:
     """Submit an order on account NAME: SIDE (buy/sell) QTY of SYMBOL, at market or --limit PX.
 
-    A market order fills at once against the account's last quote for SYMBOL (`quote set` / `quote fetch`);
-    a limit order fills at once when marketable, else rests until a quote crosses it; a resting order keeps
-    the slippage and fee it was submitted with. A rejection (a negative QTY, say: `order alice buy AAPL -5`
-    needs no `--`) is recorded in the ledger and reported as an error.
+    The type follows the prices given: --limit: limit; --stop: stop; both: stop_limit; --trail-price or
+    --trail-percent: trailing_stop; none: market (or --notional AMOUNT instead of QTY). A market order fills at
+    once against the account's last quote for SYMBOL (`quote set` / `quote fetch`); a limit order fills at once
+    when marketable, else rests until a quote crosses it; a stop waits for a quote to reach it. A resting order
+    keeps the slippage and fee it was submitted with. A rejection (a negative QTY, say: `order alice buy AAPL
+    -5` needs no `--`) is recorded in the ledger and reported as an error.
     """
+    if (qty is None) == (notional is None):
+        raise click.UsageError("give QTY or --notional AMOUNT (one of them)")
+    if trail_price is not None or trail_percent is not None:
+        order_type = ORDER_TRAILING_STOP
+    elif stop_price is not None:
+        order_type = ORDER_STOP_LIMIT if limit_price is not None else ORDER_STOP
+    else:
+        order_type = ORDER_LIMIT if limit_price is not None else ORDER_MARKET
     with existing_broker(db, name, slippage_bps, fee_bps) as broker:
         result = broker.submit_order(
-            symbol,
-            side.upper(),
-            qty,
-            ORDER_MARKET if limit_price is None else ORDER_LIMIT,
-            limit_price,
-            client_order_id,
+            symbol, side.upper(), qty, order_type, limit_price, client_order_id, time_in_force=time_in_force,
+            stop_price=stop_price, trail_price=trail_price, trail_percent=trail_percent, notional=notional,
         )
     click.echo(_describe_order(result))
 
 
+@click.command()
+@click.argument("name")
+@click.argument("order_id")
+@click.option("--qty", type=DECIMAL, default=None, help="New quantity (default: the unfilled quantity).")
+@click.option("--limit", "limit_price", type=DECIMAL, default=None, help="New limit price.")
+@click.option("--stop", "stop_price", type=DECIMAL, default=None, help="New stop price.")
+@click.option("--trail", type=DECIMAL, default=None, help="New trail (price or percent, as the order has).")
+@click.option("--tif", "time_in_force", type=click.Choice(TIMES_IN_FORCE), default=None, help="New time in force.")
+@click.option("--client-order-id", default=None, help="The new order's own id.")
+@db_option
+def replace(
+    name: str, order_id: str, qty: Decimal | None, limit_price: Decimal | None, stop_price: Decimal | None,
+    trail: Decimal | None, time_in_force: str | None, client_order_id: str | None, db: str | None,
+) -> None:
+    """Replace the open order ORDER_ID of account NAME atomically (the old one becomes `replaced`)."""
+    with existing_broker(db, name) as broker:
+        result = broker.replace_order(order_id, qty=qty, limit_price=limit_price, stop_price=stop_price, trail=trail,
+                                      time_in_force=time_in_force, client_order_id=client_order_id)
+    click.echo(f"replaced {order_id} by: " + _describe_order(result))
+
+
+@click.command()
+@click.argument("name")
+@click.argument("symbol", required=False)
+@click.option("--all", "close_all", is_flag=True, help="Close every position.")
+@click.option("--qty", type=DECIMAL, default=None, help="Close this many (default: all of the position).")
+@click.option("--percentage", type=DECIMAL, default=None, help="Close this percent of the position.")
+@click.option("--cancel-orders", is_flag=True, help="With --all: cancel every open order first.")
+@db_option
+def close(
+    name: str, symbol: str | None, close_all: bool, qty: Decimal | None, percentage: Decimal | None,
+    cancel_orders: bool, db: str | None,
+) -> None:
+    """Close account NAME's position in SYMBOL (or --all) with market orders."""
+    if close_all == (symbol is not None):
+        raise click.UsageError("give SYMBOL or --all (one of them)")
+    with existing_broker(db, name) as broker:
+        results = (broker.close_all_positions(cancel_orders=cancel_orders) if close_all
+                   else [broker.close_position(symbol, qty=qty, percentage=percentage)])
+    for result in results:
+        click.echo(_describe_order(result))
+    if not results:
+        click.echo("no positions to close")
+
+
+@click.command()
+@click.argument("name")
+@db_option
+def expire(name: str, db: str | None) -> None:
+    """Expire account NAME's open orders whose time is up (day orders past their session's close), now."""
+    with existing_broker(db, name) as broker:
+        expired = broker.expire_orders()
+    for order in expired:
+        click.echo(f"expired: order_id={order['order_id']}")
+    click.echo(f"{len(expired)} order(s) expired")
+
+
 def _describe_order(result: dict[str, Any]) -> str:
     what = f"{result['side']} {fmt_number(result['qty'])} {result['symbol']}"
-    if result["status"] == "filled":
+    if result["status"] in ("filled", "partially_filled") and result["fill_price"] is not None:
         line = (
-            f"filled: {what} @ {fmt_money(result['fill_price'])} "
+            f"{result['status'].replace('_', ' ')}: {what} @ {fmt_money(result['fill_price'])} "
             f"(notional {fmt_money(result['notional'])}, fee {fmt_money(result['fee'])})"
         )
     else:
@@ -272,8 +373,8 @@ def cancel(name: str, order_id: str, db: str | None) -> None:
     """
     with existing_broker(db, name) as broker:
         before = broker.get_order(order_id)["status"]
-        result = broker.cancel_order(order_id) if before == "new" else {"order_id": order_id, "status": before}
-    if before != "new" or result["status"] != "canceled":
+        result = broker.cancel_order(order_id) if before in OPEN_STATUSES else {"order_id": order_id, "status": before}
+    if before not in OPEN_STATUSES or result["status"] != "canceled":
         fail(f"order {order_id} is {result['status']}, not resting: nothing canceled", EXIT_NOT_CANCELED)
     click.echo(f"canceled: order_id={result['order_id']}")
 
@@ -375,4 +476,4 @@ def activity(name: str, fmt: str, out: Path | None, db: str | None) -> None:
                           ("balance", "money"), ("order_id", "text")), rows)
 
 
-COMMANDS = (accounts_command, account, order, orders, cancel, quote, activity)
+COMMANDS = (accounts_command, account, order, orders, cancel, replace, close, expire, quote, activity)

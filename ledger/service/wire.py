@@ -133,7 +133,7 @@ def render_order(order: dict[str, Any]) -> Order:
         replaces=order_uuid(order.get("replaces")),
         asset_id=str(asset_uuid(order["symbol"])),
         symbol=order["symbol"],
-        notional=decimal_text(order.get("notional")),
+        notional=decimal_text(order.get("requested_notional")),
         qty=decimal_text(order.get("qty")),
         filled_qty=decimal_text(order.get("filled_qty")) or "0",
         filled_avg_price=decimal_text(order.get("filled_avg_price")),

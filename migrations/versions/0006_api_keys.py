@@ -5,7 +5,7 @@ only as a salted scrypt hash in ``secret_hash`` (``scrypt$n$r$p$salt_hex$hash_he
 no usable credential. A key belongs to one account; ``revoked_at`` set means it no longer authenticates.
 
 Revision ID: 0006
-Revises: 0004 (re-pointed to 0005 when the order-model revision is merged)
+Revises: 0005
 Create Date: 2026-12-01 09:00:00.000000
 """
 from __future__ import annotations
