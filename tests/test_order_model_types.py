@@ -56,7 +56,7 @@ def test_notional_market_buy_rounds_the_quantity_down_and_keeps_the_requested_am
     assert (result["fill_price"], result["notional"], result["fee"]) == (150.17505, 999.99989, 0.1)
     assert broker.get_order(result["order_id"])["requested_notional"] == 1000.0
     assert broker.get_positions() == {"AAPL": 6.658895}
-    assert broker.get_cash() == 99_000.00011
+    assert broker.get_cash() == 98_999.90011  # 100,000 - 999.99989 - fee 0.1
 
 
 def test_notional_is_refused_on_a_limit_order_and_recorded_as_rejected(broker):

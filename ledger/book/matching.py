@@ -86,24 +86,28 @@ def is_marketable_now(order: dict, quote: QuoteSnapshot) -> bool:
 
 
 class Liquidity:
-    """What one quote offers the account's orders in one transaction: its displayed sizes, consumed once."""
+    """What the account's last quote of a symbol still offers its orders: the displayed sizes less what fills
+    have taken (stored on the quote, so a size is consumed once across transactions too)."""
 
     def __init__(self, account: AccountState, quote: QuoteSnapshot):
         limited = account.fill_model == FILL_DISPLAYED_SIZE
         # None: unlimited (fill model "full", or a size of 0 = unknown).
         self._left: dict[str, Decimal | None] = {
-            SIDE_BUY: quote.ask_size if limited and quote.ask_size > 0 else None,
-            "SELL": quote.bid_size if limited and quote.bid_size > 0 else None,
+            SIDE_BUY: quote.ask_size - quote.ask_taken if limited and quote.ask_size > 0 else None,
+            "SELL": quote.bid_size - quote.bid_taken if limited and quote.bid_size > 0 else None,
         }
 
     def available(self, side: str, wanted: Decimal) -> Decimal:
         left = self._left[side]
-        return wanted if left is None else min(wanted, left)
+        return wanted if left is None else max(ZERO, min(wanted, left))
 
-    def take(self, side: str, qty: Decimal) -> None:
+    def take(self, side: str, qty: Decimal) -> bool:
+        """Consume ``qty``; True when the size is limited (the caller records the taking on the quote)."""
         left = self._left[side]
-        if left is not None:
-            self._left[side] = left - qty
+        if left is None:
+            return False
+        self._left[side] = left - qty
+        return True
 
 
 def notional_qty(notional: Decimal, price: Decimal) -> Decimal:

@@ -76,7 +76,7 @@ class SubmitOutcome:
 
     order: dict[str, Any]
     fill: dict[str, Any] | None = None
-    error: OrderRejectedError | None = None
+    error: OrderRejectedError | OrderNotReplaceableError | None = None
     replayed: bool = False
 
 
@@ -453,7 +453,8 @@ def execute_fill(
         return None
     earlier = store.fill_prices(order["id"]) if order["filled_qty_e6"] > 0 else []
     fill = apply_fill(store, account, position, fillable, priced, effect, quote, run_id, now)
-    liquidity.take(order["side"], qty)
+    if liquidity.take(order["side"], qty):
+        store.take_displayed_size(account, order["symbol"], order["side"], qty)
     before = order["status"]
     order["filled_qty_e6"] += qty
     order["filled_avg_price_e6"] = average_price([*earlier, (qty, price)])
@@ -564,7 +565,8 @@ def replace_order(
 ) -> SubmitOutcome:
     """Atomically replace an open order: the old one becomes ``replaced`` (pointing at its successor), the new
     one records what it ``replaces``, the reservation moves. The new order is placed like any order (it may fill
-    at once); if it would be rejected, nothing changes and the rejection is raised."""
+    at once); if it would be rejected, nothing changes and the rejection is raised. An order that is no longer
+    open comes back with ``error`` set (OrderNotReplaceableError), raised by the caller after the commit."""
     if ledger_id(order_id) is None:
         raise OrderNotFoundError(printable(order_id, 40))
     account = open_account_for_write(store, ctx, now)
@@ -572,7 +574,10 @@ def replace_order(
     if old is None:
         raise OrderNotFoundError(order_id)
     if old["status"] not in OPEN_STATUSES:
-        raise OrderNotReplaceableError(f"order {order_id} is {old['status']}: only an open order can be replaced")
+        # Returned, not raised: an expiry this write just made must commit (the caller raises afterwards).
+        store.flush(now)
+        return SubmitOutcome(old, error=OrderNotReplaceableError(
+            f"order {order_id} is {old['status']}: only an open order can be replaced"))
     trailing_by_price = old["trail_price_e6"] is not None
     checked = validate_order(
         old["symbol"], old["side"], remaining_qty(old) if changes.qty is None else changes.qty, old["order_type"],

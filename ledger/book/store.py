@@ -22,6 +22,7 @@ stay in Core (creating accounts and runs).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
@@ -96,6 +97,8 @@ class QuoteSnapshot:
     quoted_at: datetime
     bid_size: Decimal = ZERO  # displayed sizes; 0 means unknown
     ask_size: Decimal = ZERO
+    bid_taken: Decimal = ZERO  # how much of them fills have taken already
+    ask_taken: Decimal = ZERO
 
 
 # -- storage forms --------------------------------------------------------------------------------------------
@@ -210,7 +213,7 @@ class _Dialect:
         )
         self.symbol_state = sql(
             "SELECT q.bid_e6, q.ask_e6, q.quoted_at, p.qty_e6, p.reserved_qty_e6, p.cost_basis_e6, p.realized_pnl_e6,"
-            " q.bid_size_e6, q.ask_size_e6"
+            " q.bid_size_e6, q.ask_size_e6, q.bid_taken_e6, q.ask_taken_e6"
             " FROM (SELECT 1 AS one) AS here"
             " LEFT JOIN quotes q ON q.account_id = ? AND q.symbol = ?"
             " LEFT JOIN positions p ON p.account_id = ? AND p.epoch = ? AND p.symbol = ?"
@@ -230,8 +233,13 @@ class _Dialect:
             "INSERT INTO quotes (account_id, symbol, bid_e6, ask_e6, bid_size_e6, ask_size_e6, quoted_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (account_id, symbol) DO UPDATE SET bid_e6 = excluded.bid_e6, ask_e6 = excluded.ask_e6,"
-            " bid_size_e6 = excluded.bid_size_e6, ask_size_e6 = excluded.ask_size_e6, quoted_at = excluded.quoted_at"
+            " bid_size_e6 = excluded.bid_size_e6, ask_size_e6 = excluded.ask_size_e6, quoted_at = excluded.quoted_at,"
+            " bid_taken_e6 = 0, ask_taken_e6 = 0"
         )
+        self.take_size = {
+            side: sql(f"UPDATE quotes SET {column} = {column} + ? WHERE account_id = ? AND symbol = ?")
+            for side, column in (("BUY", "ask_taken_e6"), ("SELL", "bid_taken_e6"))
+        }
         self.update_order = sql(
             f"UPDATE orders SET {', '.join(f'{column} = ?' for column in _ORDER_UPDATE_COLUMNS)} WHERE id = ?"
         )
@@ -385,11 +393,11 @@ class Store:
         row = self._execute(
             self._sql.symbol_state, (account.id, symbol, account.id, account.epoch, symbol)
         ).fetchone()
-        bid, ask, quoted_at, qty, reserved_qty, cost_basis, realized_pnl, bid_size, ask_size = row
+        bid, ask, quoted_at, qty, reserved_qty, cost_basis, realized_pnl, bid_size, ask_size, bid_taken, ask_taken = row
         self._quotes[symbol] = (
             None if bid is None else QuoteSnapshot(
                 from_scaled(bid), from_scaled(ask), self._sql.time_out(quoted_at), from_scaled(bid_size),
-                from_scaled(ask_size),
+                from_scaled(ask_size), from_scaled(bid_taken), from_scaled(ask_taken),
             )
         )
         self._positions[symbol] = (
@@ -553,6 +561,14 @@ class Store:
         )
         snapshot = self._quotes[symbol] = QuoteSnapshot(values[0], values[1], quoted_at, values[2], values[3])
         return snapshot
+
+    def take_displayed_size(self, account: AccountState, symbol: str, side: str, qty: Decimal) -> None:
+        """Record that a fill took ``qty`` of the quote's displayed size on the side it trades (buys: the ask)."""
+        self._execute(self._sql.take_size[side], (to_scaled(qty), account.id, symbol))
+        cached = self._quotes.get(symbol)
+        if cached is not None:  # later orders in this transaction see what is left
+            taken = {"ask_taken": cached.ask_taken + qty} if side == "BUY" else {"bid_taken": cached.bid_taken + qty}
+            self._quotes[symbol] = dataclasses.replace(cached, **taken)
 
     def end_run(self, run_id: str, at: datetime) -> None:
         self._execute(self._sql.end_run, (self._time_in(at), run_id))

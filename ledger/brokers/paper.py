@@ -261,6 +261,8 @@ class PaperBroker:
         changes = ReplaceRequest(qty, limit_price, stop_price, trail, time_in_force, client_order_id)
         with self._writing() as store:
             outcome = replace_order(store, self._ctx, order_id, changes, self.now())
+        if outcome.error is not None:
+            raise outcome.error
         return _submit_result(outcome)
 
     def close_position(

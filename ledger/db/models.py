@@ -297,6 +297,10 @@ class Quote(Base):
     ask_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     bid_size_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     ask_size_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    # How much of the displayed sizes this account's fills have taken (fill model displayed_size): a quote's
+    # size is consumed once, whatever number of transactions trade against it. A new quote starts at 0.
+    bid_taken_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default="0")
+    ask_taken_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default="0")
     quoted_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

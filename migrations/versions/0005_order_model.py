@@ -9,6 +9,7 @@
 - ``accounts``: settings ``shorting_enabled`` (off), ``max_margin_multiplier_e6`` (1), ``fill_model``
   (``full``), ``calendar`` (``XNYS``), ``equity_mark_interval_s`` (60); cash may be negative on margin only.
 - ``positions``: negative quantities (shorts) allowed; reserved shares still come out of a long position.
+- ``quotes``: ``bid_taken_e6`` / ``ask_taken_e6``, how much of the displayed sizes fills have taken.
 - ``equity_marks``: new, one row per mark; existing ledgers start with none (the curve falls back to fills).
 - Views: ``v_orders`` gains the new columns; ``v_equity`` is new.
 
@@ -159,6 +160,10 @@ def upgrade() -> None:
             'reserved_qty_e6 >= 0 AND (reserved_qty_e6 = 0 OR reserved_qty_e6 <= qty_e6)',
         )
 
+    with op.batch_alter_table('quotes', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('bid_taken_e6', sa.BigInteger(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('ask_taken_e6', sa.BigInteger(), server_default='0', nullable=False))
+
     op.create_table('equity_marks',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
@@ -187,6 +192,9 @@ def downgrade() -> None:
     op.execute('DROP VIEW IF EXISTS v_equity')
     views.downgrade()
     op.drop_table('equity_marks')
+    with op.batch_alter_table('quotes', schema=None) as batch_op:
+        batch_op.drop_column('ask_taken_e6')
+        batch_op.drop_column('bid_taken_e6')
     with op.batch_alter_table('positions', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_positions_reserved_within_qty'), type_='check')
         batch_op.create_check_constraint(op.f('ck_positions_no_short'), 'qty_e6 >= 0')
