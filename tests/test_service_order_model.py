@@ -72,10 +72,18 @@ def test_cancel_all_orders_answers_207_per_order(service: Server):
 
 
 def test_account_configuration_maps_onto_the_account_settings(service: Server):
+    from alpaca.common.exceptions import APIError
+
     client = service.trading("bob")
-    configured = client.set_account_configurations(client.get_account_configurations().model_copy(
-        update={"no_shorting": False}))
-    assert configured.no_shorting is False and client.get_account_configurations().no_shorting is False
+    current = client.get_account_configurations()
+    assert (current.no_shorting, current.max_margin_multiplier) == (True, "1")  # long-only cash account
+    configured = client.set_account_configurations(current.model_copy(update={"no_shorting": True}))
+    assert configured.no_shorting is True
+    # This version of the ledger refuses shorts and margin, with Alpaca's error shape, and changes nothing.
+    with pytest.raises(APIError) as refused:
+        client.set_account_configurations(current.model_copy(update={"no_shorting": False}))
+    assert refused.value.status_code == 422 and "short selling is not supported" in refused.value.message
+    assert client.get_account_configurations().no_shorting is True
 
 
 def test_portfolio_history_comes_from_the_equity_marks(service: Server):

@@ -23,6 +23,7 @@ from ledger.exceptions import (
     LedgerError,
     OrderNotFoundError,
     OrderRejectedError,
+    PositionNotFoundError,
     QuoteNotFoundError,
 )
 
@@ -80,7 +81,7 @@ def library_error(exc: Exception) -> ApiError:
         return exc
     if isinstance(exc, OrderNotFoundError):
         return not_found("order not found")
-    if isinstance(exc, QuoteNotFoundError):
+    if isinstance(exc, (QuoteNotFoundError, PositionNotFoundError)):
         return not_found(str(exc))
     if isinstance(exc, InsufficientFundsError):
         return ApiError(403, FORBIDDEN, "insufficient buying power: " + exc.reason, symbol=exc.symbol)
