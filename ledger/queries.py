@@ -352,7 +352,10 @@ def fills_page_stmt(
 
     Fill ids grow with broker time on an account (its clock never goes back), so paging by id is paging by time.
     """
-    stmt = fills_stmt(account_id, since=since, symbol=symbol).order_by(None).order_by(fills.c.id.desc()).limit(limit)
+    stmt = (
+        fills_stmt(account_id, since=since, symbol=symbol)
+        .order_by(None).order_by(fills.c.filled_at.desc(), fills.c.id.desc()).limit(limit)  # the (account, time) index
+    )
     if side is not None:
         stmt = stmt.where(fills.c.side == side)
     if run_id is not None:
@@ -376,9 +379,10 @@ def orders_page_stmt(
     before_id: int | None = None,
     limit: int = 50,
 ) -> Select[Any]:
-    """One page of the current epoch's orders, newest first (``orders_with_fill_price_stmt``'s columns), submitted
-    in [since, until), with an ``id`` below ``before_id``; ``status`` as in ``orders_stmt``."""
-    stmt = orders_with_fill_price_stmt(account_id, status=status).order_by(None).order_by(orders.c.id.desc()).limit(limit)
+    """One page of the current epoch's orders, newest first (``orders_stmt``'s columns; ``filled_avg_price_e6`` is
+    the average fill price), submitted in [since, until), with an ``id`` below ``before_id``; ``status`` as in
+    ``orders_stmt``."""
+    stmt = orders_stmt(account_id, status=status).order_by(None).order_by(orders.c.id.desc()).limit(limit)
     if symbol is not None:
         stmt = stmt.where(orders.c.symbol == symbol)
     if side is not None:
@@ -412,11 +416,15 @@ def order_fills_stmt(order_pk: int) -> Select[Any]:
 def latest_order_event_id(conn: Connection, account_id: int) -> int:
     """The id of the account's newest ``order_events`` row (0 when it has none): it changes whenever any of the
     account's orders is placed, filled, canceled, expired or replaced."""
+    # Walks the events backwards from the newest (the primary key): fast while the account trades, where MAX()
+    # over the join would read every event of the account.
     latest = conn.execute(
-        select(func.max(order_events.c.id))
+        select(order_events.c.id)
         .select_from(order_events.join(orders, orders.c.id == order_events.c.order_id))
         .where(orders.c.account_id == account_id)
-    ).scalar_one()
+        .order_by(order_events.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
     return int(latest or 0)
 
 
