@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 CACHE_DIR = Path("/tmp/paper-ledger-bench")
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 ACCOUNTS = ("bench", "other")  # the audit benchmarks query "bench", which holds 90% of the fills
 BENCH_SHARE = 0.9
 SYMBOLS = tuple(f"SYM{i:02d}" for i in range(20))
@@ -134,7 +134,7 @@ def _simulate_account(db: sqlite3.Connection, account_id: int, run_id: str, coun
         at = _sqlite_time(START + step * i)
         side = "SELL" if sell else "BUY"
         orders.append((pk, f"{rng.getrandbits(128):032x}", account_id, run_id, symbol, side, qty_e6,
-                       SLIPPAGE_BPS * E6, FEE_BPS * E6, qty_e6, at, at))
+                       SLIPPAGE_BPS * E6, FEE_BPS * E6, qty_e6, at, at, at, price))
         events.append((pk, at, None, "new"))
         events.append((pk, at, "new", "filled"))
         fill_rows.append((pk, pk, account_id, run_id, symbol, side, qty_e6, price, notional, fee, realized,
@@ -161,8 +161,8 @@ def _flush(db: sqlite3.Connection, orders: list, events: list, fill_rows: list, 
     db.executemany(
         "INSERT INTO orders (id, order_id, account_id, epoch, run_id, client_order_id, symbol, side, order_type,"
         " qty_e6, limit_price_e6, slippage_bps_e6, fee_bps_e6, status, reject_reason, filled_qty_e6,"
-        " reserved_cash_e6, reserved_qty_e6, submitted_at, updated_at)"
-        " VALUES (?, ?, ?, 1, ?, NULL, ?, ?, 'market', ?, NULL, ?, ?, 'filled', NULL, ?, 0, 0, ?, ?)",
+        " reserved_cash_e6, reserved_qty_e6, submitted_at, updated_at, filled_at, filled_avg_price_e6)"
+        " VALUES (?, ?, ?, 1, ?, NULL, ?, ?, 'market', ?, NULL, ?, ?, 'filled', NULL, ?, 0, 0, ?, ?, ?, ?)",
         orders,
     )
     db.executemany("INSERT INTO order_events (order_id, at, from_status, to_status) VALUES (?, ?, ?, ?)", events)

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, case, column, func, select, table
 
-from ledger.book.store import accounts, cash_movements, fills, orders, positions, quotes
+from ledger.book.store import accounts, cash_movements, fills, order_events, orders, positions, quotes
 from ledger.constants import OPEN_STATUSES
 
 # The audit view of daily P&L (migration 0002); views are not in the models' metadata.
@@ -328,3 +328,162 @@ def equity_marks_stmt(account_id: int, since: datetime, until: datetime) -> Sele
                equity_marks.c.at >= since, equity_marks.c.at < until)
         .order_by(equity_marks.c.at)
     )
+
+
+# -- the dashboard's pages (ledger.web): filtered, paged listings and the reads behind them -------------------
+def held_positions_stmt(account_id: int) -> Select[Any]:
+    """The current epoch's open positions, long (qty > 0) and short (qty < 0), with their last quote."""
+    return positions_stmt(account_id, include_flat=True).where(positions.c.qty_e6 != 0)
+
+
+def fills_page_stmt(
+    account_id: int,
+    *,
+    symbol: str | None = None,
+    side: str | None = None,
+    run_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> Select[Any]:
+    """One page of the current epoch's fills, newest first (``fills_stmt``'s columns plus ``id``): those with an
+    ``id`` below ``before_id`` (the last row of the previous page), ``since`` inclusive, ``until`` exclusive.
+
+    Fill ids grow with broker time on an account (its clock never goes back), so paging by id is paging by time.
+    """
+    stmt = (
+        fills_stmt(account_id, since=since, symbol=symbol)
+        .order_by(None).order_by(fills.c.filled_at.desc(), fills.c.id.desc()).limit(limit)  # the (account, time) index
+    )
+    if side is not None:
+        stmt = stmt.where(fills.c.side == side)
+    if run_id is not None:
+        stmt = stmt.where(fills.c.run_id == run_id)
+    if until is not None:
+        stmt = stmt.where(fills.c.filled_at < until)
+    if before_id is not None:
+        stmt = stmt.where(fills.c.id < before_id)
+    return stmt
+
+
+def orders_page_stmt(
+    account_id: int,
+    *,
+    symbol: str | None = None,
+    side: str | None = None,
+    status: str | None = None,
+    run_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> Select[Any]:
+    """One page of the current epoch's orders, newest first (``orders_stmt``'s columns; ``filled_avg_price_e6`` is
+    the average fill price), submitted in [since, until), with an ``id`` below ``before_id``; ``status`` as in
+    ``orders_stmt``."""
+    stmt = orders_stmt(account_id, status=status).order_by(None).order_by(orders.c.id.desc()).limit(limit)
+    if symbol is not None:
+        stmt = stmt.where(orders.c.symbol == symbol)
+    if side is not None:
+        stmt = stmt.where(orders.c.side == side)
+    if run_id is not None:
+        stmt = stmt.where(orders.c.run_id == run_id)
+    if since is not None:
+        stmt = stmt.where(orders.c.submitted_at >= since)
+    if until is not None:
+        stmt = stmt.where(orders.c.submitted_at < until)
+    if before_id is not None:
+        stmt = stmt.where(orders.c.id < before_id)
+    return stmt
+
+
+def order_events_stmt(order_pk: int) -> Select[Any]:
+    """Every ``order_events`` row of one order (by its integer key), oldest first."""
+    return (
+        select(order_events.c.id, order_events.c.at, order_events.c.from_status, order_events.c.to_status,
+               order_events.c.reason)
+        .where(order_events.c.order_id == order_pk)
+        .order_by(order_events.c.id)
+    )
+
+
+def order_fills_stmt(order_pk: int) -> Select[Any]:
+    """The fills of one order (by its integer key), oldest first."""
+    return select(fills).where(fills.c.order_id == order_pk).order_by(fills.c.id)
+
+
+def latest_order_event_id(conn: Connection, account_id: int) -> int:
+    """The id of the account's newest ``order_events`` row (0 when it has none): it changes whenever any of the
+    account's orders is placed, filled, canceled, expired or replaced."""
+    # Walks the events backwards from the newest (the primary key): fast while the account trades, where MAX()
+    # over the join would read every event of the account.
+    latest = conn.execute(
+        select(order_events.c.id)
+        .select_from(order_events.join(orders, orders.c.id == order_events.c.order_id))
+        .where(orders.c.account_id == account_id)
+        .order_by(order_events.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return int(latest or 0)
+
+
+def open_order_count(conn: Connection, account_id: int) -> int:
+    """How many of the current epoch's orders are open (new or partially filled)."""
+    return int(conn.execute(
+        select(func.count()).select_from(orders).where(
+            orders.c.account_id == account_id, orders.c.epoch == _current_epoch(account_id),
+            orders.c.status.in_(OPEN_STATUSES),
+        )
+    ).scalar_one())
+
+
+DAILY_PNL_COLUMNS = ("fill_count", "bought_qty", "sold_qty", "bought_notional", "sold_notional", "fees",
+                     "realized_pnl", "net_cash")
+v_daily_pnl_exact = table(
+    "v_daily_pnl", column("account_id"), column("epoch"), column("day"), column("symbol"), column("fill_count"),
+    *(column(name + "_exact") for name in DAILY_PNL_COLUMNS[1:]),
+)
+
+
+def daily_pnl_exact_stmt(account_id: int, limit: int = 60) -> Select[Any]:
+    """The current epoch's latest ``limit`` (day, symbol) rows of ``v_daily_pnl``, newest day first, amounts as the
+    view's exact six-decimal text (``*_exact``), the same on SQLite and PostgreSQL."""
+    view = v_daily_pnl_exact
+    return (
+        select(view)
+        .where(view.c.account_id == account_id, view.c.epoch == _current_epoch(account_id))
+        .order_by(view.c.day.desc(), view.c.symbol)
+        .limit(limit)
+    )
+
+
+def active_key_owner(conn: Connection, key_id: str) -> Any:
+    """The account (``id``, ``name``) of the API key ``key_id`` while it is not revoked, else None."""
+    from ledger.db.models import ApiKey
+
+    api_keys = ApiKey.__table__
+    return conn.execute(
+        select(accounts.c.id, accounts.c.name)
+        .select_from(api_keys.join(accounts, accounts.c.id == api_keys.c.account_id))
+        .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+    ).one_or_none()
+
+
+def position_figures(row: Any) -> dict[str, Any]:
+    """A ``positions_stmt`` row's figures, exact: qty, reserved_qty, avg_cost (cost basis / qty, buy fees
+    included), cost_basis, last_price (the mid the broker values it at; None without a quote), market_value,
+    unrealized_pnl (market value - cost basis) and realized_pnl."""
+    last_price = mark_price(row.bid_e6, row.ask_e6)
+    market_value = None if last_price is None else row.qty_e6 * last_price
+    return {
+        "symbol": row.symbol,
+        "qty": row.qty_e6,
+        "reserved_qty": row.reserved_qty_e6,
+        "avg_cost": row.cost_basis_e6 / row.qty_e6 if row.qty_e6 else None,
+        "cost_basis": row.cost_basis_e6,
+        "last_price": last_price,
+        "market_value": market_value,
+        "unrealized_pnl": None if market_value is None else market_value - row.cost_basis_e6,
+        "realized_pnl": row.realized_pnl_e6,
+    }

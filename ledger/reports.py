@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -114,6 +114,19 @@ def fills_frame(
     return _frame(rows, _FILL_COLUMNS)
 
 
+FILLS_CSV_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def write_fills_csv(
+    source: Source, account: str, handle: IO[str], since: datetime | None = None, symbol: str | None = None
+) -> int:
+    """:func:`fills_frame` as CSV on ``handle`` (times ISO-8601 UTC with microseconds): the one fills CSV export,
+    of ``paper-ledger fills --format csv`` and the dashboard's download. Returns the number of fills written."""
+    frame = fills_frame(source, account, since=since, symbol=symbol)
+    frame.to_csv(handle, index=False, date_format=FILLS_CSV_TIME_FORMAT)
+    return len(frame)
+
+
 def orders_frame(source: Source, account: str, status: str | None = None) -> pd.DataFrame:
     """The account's orders in submission order (rejected ones included), optionally of one ``status``.
 
@@ -196,6 +209,13 @@ def account_max_drawdown(source: Source, account: str) -> Decimal:
     # happened at its start (equity + the flows still to come), so only trading moves the curve's peaks.
     total = points[-1]["net_deposits"]
     return max_drawdown([point["equity"] + total - point["net_deposits"] for point in points])
+
+
+def equity_points(source: Source, account: str) -> list[dict[str, Any]]:
+    """The points of :func:`equity_curve` in Decimal, for charts drawn exactly: ``timestamp``, ``cash``,
+    ``positions_value``, ``equity`` and ``net_deposits`` (the epoch's deposits less withdrawals up to the point)."""
+    with _reading(source) as conn:
+        return _equity_points(conn, _account(conn, account))
 
 
 def _equity_points(conn: Connection, account_row: Any) -> list[dict[str, Any]]:

@@ -29,6 +29,14 @@ def test_wheel_contains_the_migrations_and_sample_config(wheel):
     assert any(name.startswith("ledger/_migrations/versions/0001_") for name in names)
 
 
+def test_wheel_contains_the_dashboards_templates_and_static_files(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for page in ("base", "login", "account", "orders", "fills", "order"):
+        assert f"ledger/web/templates/{page}.html" in names
+    for asset in ("dashboard.css", "live.js", "favicon.svg", "README.md"):
+        assert f"ledger/web/static/{asset}" in names
+
+
 def test_installed_wheel_creates_a_ledger_from_another_directory(wheel, tmp_path, db_url):
     target = tmp_path / "site"
     subprocess.run(

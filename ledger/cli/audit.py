@@ -56,7 +56,7 @@ def fills(name: str, since: datetime | None, symbol: str | None, fmt: str, out: 
     csv, jsonl and parquet carry every column of ledger.reports.fills_frame (amounts as numbers, times
     as ISO-8601 UTC); parquet needs the `parquet` extra (pyarrow).
     """
-    from ledger.reports import fills_frame
+    from ledger.reports import fills_frame, write_fills_csv
 
     clean_symbol = None if symbol is None else normalize_symbol(symbol)
     if fmt == "parquet" and out is None:
@@ -65,21 +65,22 @@ def fills(name: str, since: datetime | None, symbol: str | None, fmt: str, out: 
         state = require_account(conn, name)
         if fmt == "table":
             rows = conn.execute(fills_stmt(state.id, since=since, symbol=clean_symbol)).all()
+            with output_handle(out) as handle:
+                _print_fills(rows, handle)
+            written = len(rows)
+        elif fmt == "csv":
+            with output_handle(out) as handle:
+                written = write_fills_csv(conn, name, handle, since=since, symbol=clean_symbol)
         else:
             frame = fills_frame(conn, name, since=since, symbol=clean_symbol)
-    if fmt == "table":
-        with output_handle(out) as handle:
-            _print_fills(rows, handle)
-    elif fmt == "parquet":
+            written = len(frame)
+    if fmt == "parquet":
         _write_parquet(frame, out)  # type: ignore[arg-type]
-    else:
+    elif fmt == "jsonl":
         with output_handle(out) as handle:
-            if fmt == "csv":
-                frame.to_csv(handle, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
-            else:
-                frame.to_json(handle, orient="records", lines=True, date_format="iso", date_unit="us")
+            frame.to_json(handle, orient="records", lines=True, date_format="iso", date_unit="us")
     if out is not None:
-        click.echo(f"wrote {len(rows) if fmt == 'table' else len(frame)} fills to {out}")
+        click.echo(f"wrote {written} fills to {out}")
 
 
 def _print_fills(rows: list, handle: IO[str]) -> None:

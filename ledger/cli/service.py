@@ -31,11 +31,13 @@ def is_loopback(host: str) -> bool:
 def serve(host: str, port: int, workers: int, db: str | None) -> None:
     """Serve the ledger over HTTP as Alpaca's Trading API v2 (alpaca-py runs against it unmodified).
 
-    Clients authenticate with keys from `paper-ledger keys create ACCOUNT`. The schema is brought to head
+    Clients authenticate with keys from `paper-ledger keys create ACCOUNT`; the dashboard is at /ui (sign in
+    with the same key). The schema is brought to head
     before the first request; the service keeps no state of its own, so changes made by other processes
     (`paper-ledger quote set`, another server) are visible at once.
     """
     import os
+    import secrets
 
     import uvicorn
 
@@ -44,6 +46,9 @@ def serve(host: str, port: int, workers: int, db: str | None) -> None:
         click.echo(f"warning: binding {host}: this service speaks plain HTTP (no TLS); API keys and orders "
                    "travel unencrypted. Put it behind a TLS proxy or bind 127.0.0.1.", err=True)
     os.environ["LEDGER_DATABASE_URL"] = url  # the workers (separate processes with --workers) read it
+    # The dashboard's sessions are signed with a secret of this start, the same in every worker: a restart
+    # signs everyone out.
+    os.environ["LEDGER_WEB_SESSION_SECRET"] = secrets.token_hex(32)
     uvicorn.run("ledger.service.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", server_header=False, access_log=False)
 

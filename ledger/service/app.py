@@ -6,7 +6,9 @@ schema to head, and serves it. ``paper-ledger serve`` runs it on uvicorn (``fact
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from ledger import web
 from ledger.db.engine import get_engine, resolve_db_url
 from ledger.db.migrate import current_revision, ensure_schema, head_revision
 from ledger.service import errors
@@ -76,8 +79,13 @@ def _replay(messages: list[dict[str, Any]], receive: Any) -> Any:
     return replayed
 
 
+SESSION_SECRET_VARIABLE = "LEDGER_WEB_SESSION_SECRET"
+
+
 def create_app(db_url: str | None = None) -> FastAPI:
-    """The service over the ledger at ``db_url`` (schema created or migrated to head first)."""
+    """The service over the ledger at ``db_url`` (schema created or migrated to head first), with the dashboard
+    under ``/ui``. Its sessions are signed with the hex secret in LEDGER_WEB_SESSION_SECRET (``paper-ledger serve``
+    makes one per start, shared by its workers), else with a secret of this process."""
     url = resolve_db_url(db_url)
     ensure_schema(get_engine(url))
     ledger = ServiceLedger(url)
@@ -98,6 +106,7 @@ def create_app(db_url: str | None = None) -> FastAPI:
     for module in (account, orders, positions, market, data, feeds, stream):
         app.include_router(module.router)
 
+    web.install(app, ledger, _session_secret())
     app.add_middleware(EdgeMiddleware)
 
     @app.get("/healthz", responses={503: {"model": ErrorBody}})
@@ -109,3 +118,11 @@ def create_app(db_url: str | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "revision": revision})
 
     return app
+
+
+def _session_secret() -> bytes:
+    configured = os.environ.get(SESSION_SECRET_VARIABLE, "")
+    try:
+        return bytes.fromhex(configured) if len(configured) >= 64 else secrets.token_bytes(32)
+    except ValueError:
+        return secrets.token_bytes(32)
