@@ -102,6 +102,22 @@ def is_open(name: str, moment: datetime) -> bool:
         return bool(_calendar_for(name, moment).is_trading_minute(pd.Timestamp(moment).floor("min")))
 
 
+def market_clock(name: str, moment: datetime) -> tuple[bool, datetime, datetime]:
+    """(is the market open at ``moment``, the next open, the next close), in UTC (what ``/v2/clock`` answers)."""
+    import pandas as pd
+
+    calendar = _calendar_for(name, moment)
+    stamp = pd.Timestamp(moment)
+    with _quiet():
+        return (bool(calendar.is_trading_minute(stamp.floor("min"))), _utc(calendar.next_open(stamp)),
+                _utc(calendar.next_close(stamp)))
+
+
+def exchange_time(name: str, moment: datetime) -> datetime:
+    """``moment`` in the calendar's exchange time zone (Alpaca's calendar gives sessions in local time)."""
+    return moment.astimezone(_calendar_for(name, moment).tz)
+
+
 def sessions_between(name: str, start: date, end: date) -> list[Session]:
     """Every session with a date in [start, end], in order."""
     import pandas as pd

@@ -10,13 +10,15 @@ from sqlalchemy import Row
 from ledger.money import to_float
 
 
-def order_record(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
-    """An ``orders`` row (a Core row or the store's dict) as a protocol dict (quantities and prices as floats).
+def order_record(row: Row[Any] | Mapping[str, Any], *, exact: bool = False) -> dict[str, Any]:
+    """An ``orders`` row (a Core row or the store's dict) as a protocol dict: quantities and prices as floats, or
+    as the ledger's exact Decimals with ``exact=True`` (the HTTP service renders those as decimal strings).
 
     ``replaces`` / ``replaced_by``: the public ids of the orders this one replaced or was replaced by, when the
     row carries them (the store's dict after a replace, or a query joining them), else None.
     """
     m = row._mapping if isinstance(row, Row) else row
+    number = _same if exact else to_float
     return {
         "order_id": m["order_id"],
         "client_order_id": m["client_order_id"],
@@ -24,16 +26,16 @@ def order_record(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
         "side": m["side"],
         "order_type": m["order_type"],
         "time_in_force": m["time_in_force"],
-        "qty": to_float(m["qty_e6"]),
-        "requested_notional": to_float(m["notional_e6"]),  # a notional order's cash amount (its qty is derived)
-        "limit_price": to_float(m["limit_price_e6"]),
-        "stop_price": to_float(m["stop_price_e6"]),
-        "trail_price": to_float(m["trail_price_e6"]),
-        "trail_percent": to_float(m["trail_percent_e6"]),
-        "hwm": to_float(m["hwm_e6"]),
+        "qty": number(m["qty_e6"]),
+        "requested_notional": number(m["notional_e6"]),  # a notional order's cash amount (its qty is derived)
+        "limit_price": number(m["limit_price_e6"]),
+        "stop_price": number(m["stop_price_e6"]),
+        "trail_price": number(m["trail_price_e6"]),
+        "trail_percent": number(m["trail_percent_e6"]),
+        "hwm": number(m["hwm_e6"]),
         "status": m["status"],
-        "filled_qty": to_float(m["filled_qty_e6"]),
-        "filled_avg_price": to_float(m["filled_avg_price_e6"]),
+        "filled_qty": number(m["filled_qty_e6"]),
+        "filled_avg_price": number(m["filled_avg_price_e6"]),
         "reject_reason": m["reject_reason"],
         "run_id": m["run_id"],
         "epoch": m["epoch"],
@@ -48,6 +50,10 @@ def order_record(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
         "replaces": m.get("replaces"),
         "replaced_by": m.get("replaced_by"),
     }
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def fill_record(m: Any) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from ledger.queries import known_symbols
-from ledger.service import calendar, errors
+from ledger import calendars
+from ledger.service import errors
 from ledger.service.auth import Caller, caller
 from ledger.service.routers import ERRORS
 from ledger.service.wire import Asset, CalendarDay, Clock, render_asset, time_text
@@ -20,23 +21,29 @@ CallerDep = Annotated[Caller, Depends(caller)]
 @router.get("/v2/clock", response_model=Clock)
 def get_clock(who: CallerDep) -> Clock:
     now = who.broker.now()
-    is_open, next_open, next_close = calendar.clock(now)
+    is_open, next_open, next_close = calendars.market_clock(who.broker.settings()["calendar"], now)
     return Clock(timestamp=time_text(now), is_open=is_open, next_open=time_text(next_open),  # type: ignore[arg-type]
                  next_close=time_text(next_close))  # type: ignore[arg-type]
 
 
 @router.get("/v2/calendar", response_model=list[CalendarDay])
 def get_calendar(who: CallerDep, start: date | None = None, end: date | None = None) -> list[CalendarDay]:
+    """The sessions of the account's exchange calendar (XNYS by default), open and close in exchange time."""
     today = datetime.now(UTC).date()
     first = start or today
     last = end or first + timedelta(days=365)
     if last < first:
         return []
+    name = who.broker.settings()["calendar"]
+
+    def hhmm(moment: datetime) -> str:
+        return calendars.exchange_time(name, moment).strftime("%H:%M")
+
     return [
-        CalendarDay(date=day.isoformat(), open=calendar.local_hhmm(opens), close=calendar.local_hhmm(closes),
-                    session_open=calendar.local_hhmm(opens).replace(":", ""),
-                    session_close=calendar.local_hhmm(closes).replace(":", ""), settlement_date=day.isoformat())
-        for day, opens, closes in calendar.sessions(first, last)
+        CalendarDay(date=session.day.isoformat(), open=hhmm(session.open), close=hhmm(session.close),
+                    session_open=hhmm(session.open).replace(":", ""), session_close=hhmm(session.close).replace(":", ""),
+                    settlement_date=session.day.isoformat())
+        for session in calendars.sessions_between(name, first, last)
     ]
 
 

@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 
+from ledger.book.records import order_record
+from ledger.queries import order_stmt, orders_stmt
 from ledger.service import errors
 from ledger.service.auth import Caller, caller
 from ledger.service.routers import ERRORS
@@ -54,11 +56,22 @@ class ReplaceIn(BaseModel):
 
 
 def _order(who: Caller, order_id: str) -> dict[str, Any]:
-    """The caller's order by the id in the path (either form); another account's id is not found, like any."""
+    """The caller's order by the id in the path (either form), with exact amounts; another account's id is not
+    found, like any."""
     ledger_id = ledger_order_id(order_id)
     if ledger_id is None:
         raise errors.not_found("order not found")
-    return who.broker.get_order(ledger_id)
+    with who.ledger.reading() as conn:
+        row = conn.execute(order_stmt(who.broker.account_id, ledger_id)).one_or_none()
+    if row is None:
+        raise errors.not_found("order not found")
+    return order_record(row, exact=True)
+
+
+def _orders(who: Caller) -> list[dict[str, Any]]:
+    """The caller's orders of the current epoch, oldest first, with exact amounts."""
+    with who.ledger.reading() as conn:
+        return [order_record(row, exact=True) for row in conn.execute(orders_stmt(who.broker.account_id))]
 
 
 @router.post("/v2/orders", response_model=Order)
@@ -77,7 +90,7 @@ def submit_order(body: OrderIn, who: CallerDep) -> Order:
         body.symbol, body.side, body.qty, body.type, body.limit_price,
         body.client_order_id or str(uuid.uuid4()), **extra,
     )
-    return render_order(who.broker.get_order(placed["order_id"]))
+    return render_order(_order(who, placed["order_id"]))
 
 
 @router.get("/v2/orders", response_model=list[Order])
@@ -94,7 +107,7 @@ def list_orders(
 ) -> list[Order]:
     wanted = {symbol.strip().upper() for symbol in (symbols or "").split(",") if symbol.strip()}
     selected = []
-    for order in who.broker.get_orders():
+    for order in _orders(who):
         submitted = order.get("submitted_at") or order["timestamp"]
         if status != "all" and (order["status"] in OPEN_STATUSES) != (status == "open"):
             continue
@@ -114,7 +127,7 @@ def _utc(moment: datetime) -> datetime:
 
 @router.get("/v2/orders:by_client_order_id", response_model=Order)
 def get_order_by_client_order_id(who: CallerDep, client_order_id: str = Query(max_length=128)) -> Order:
-    matching = [order for order in who.broker.get_orders() if order["client_order_id"] == client_order_id]
+    matching = [order for order in _orders(who) if order["client_order_id"] == client_order_id]
     live = [order for order in matching if order["status"] != "rejected"]
     if not matching:
         raise errors.not_found("order not found")
@@ -133,7 +146,7 @@ def replace_order(order_id: str, body: ReplaceIn, who: CallerDep) -> Order:
         order["order_id"], qty=body.qty, limit_price=body.limit_price, stop_price=body.stop_price,
         trail=body.trail, time_in_force=body.time_in_force, client_order_id=body.client_order_id,
     )
-    return render_order(replacement)
+    return render_order(_order(who, replacement["order_id"]))
 
 
 @router.delete("/v2/orders/{order_id}", status_code=204, response_class=Response,
