@@ -7,10 +7,9 @@ import io
 import json
 
 import pytest
-from click.testing import CliRunner, Result
 
-from ledger.cli import cli
 from ledger.cli.common import TABLE_CELL_LIMIT
+from tests import test_cli
 
 
 def strict_json(text: str) -> object:
@@ -22,15 +21,7 @@ def strict_json(text: str) -> object:
     return json.loads(text, parse_constant=refuse)
 
 
-@pytest.fixture
-def run(db_url):
-    def invoke(*args: str, ok: bool = True) -> Result:
-        result = CliRunner().invoke(cli, [*args, "--db", db_url])
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return invoke
+run = test_cli.run  # the CLI on this test's ledger (tests/test_cli.py's fixture)
 
 
 @pytest.fixture
