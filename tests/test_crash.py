@@ -162,7 +162,8 @@ def test_sigkilled_trader_loses_no_acknowledged_order_and_leaves_a_consistent_le
 
 # -- the order model: a replace, and a quote that triggers stops and partially fills, killed at every write --------
 def _prepared_account(db_url: str, account: str, action: str) -> None:
-    """Displayed-size fills. ``replace``: a limit buy of 20 that took the 5 shown and rests for 15. ``quote``:
+    """Displayed-size fills. ``replace``: a limit buy of 20 at 150.20 that took the 5 shown and rests for 15 under
+    an ask of 150.25 (the replace to 150.30 takes its 5). ``quote``:
     40 AAPL held, and resting a stop sell, a trailing stop sell, a limit buy and a stop_limit buy."""
     clock = FakeClock()
     with PaperBroker(db_url=db_url, account=account, initial_cash=100_000, clock=clock) as broker:
@@ -170,6 +171,7 @@ def _prepared_account(db_url: str, account: str, action: str) -> None:
         if action == "replace":
             broker.set_quote("AAPL", bid=150.0, ask=150.10, bid_size=5, ask_size=5)
             broker.submit_order("AAPL", "BUY", 20, "limit", 150.2)
+            broker.set_quote("AAPL", bid=150.1, ask=150.25, bid_size=5, ask_size=5)  # above the limit: rests
             return
         broker.set_quote("AAPL", bid=150.0, ask=150.10, bid_size=100, ask_size=100)
         broker.submit_order("AAPL", "BUY", 40)
@@ -205,6 +207,9 @@ def test_a_replace_or_a_stop_triggering_quote_killed_at_every_write_is_all_or_no
     with PaperBroker(db_url=db_url, account="scout", clock=lambda: ACTION_TIME) as scout:
         run_action(scout, action)
     expected = _account_book(db_url, "scout")
+    outcomes = {(order_type, status) for _, order_type, status, *_ in expected[0]}  # type: ignore[index]
+    assert outcomes >= ({("limit", "replaced"), ("limit", "partially_filled")} if action == "replace" else
+                        {("stop", "partially_filled"), ("trailing_stop", "new"), ("limit", "partially_filled")}), outcomes
 
     _prepared_account(db_url, "victim", action)
     untouched = table_snapshot(db_url)

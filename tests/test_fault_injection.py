@@ -95,10 +95,12 @@ def _quote_at(bid: float, ask: float) -> Callable[[PaperBroker, str], object]:
 
 
 def _partially_filled_buy(broker: PaperBroker) -> None:
-    """Displayed-size fills: a marketable limit buy of 20 takes the 5 shown and rests for the other 15."""
+    """Displayed-size fills: a marketable limit buy of 20 takes the 5 shown and rests for the other 15; the ask
+    then moves above its limit (5 shown again)."""
     broker.configure(fill_model="displayed_size")
     broker.set_quote("AAPL", bid=150.0, ask=150.10, bid_size=5, ask_size=5)
     broker.submit_order("AAPL", "BUY", 20, "limit", 150.2)
+    broker.set_quote("AAPL", bid=150.1, ask=150.25, bid_size=5, ask_size=5)
 
 
 def _replace_first_open(**changes: object) -> Callable[[PaperBroker, str], object]:
