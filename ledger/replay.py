@@ -20,10 +20,10 @@ seen and the portfolio only), restores every symbol's quote as of that bar, and 
 
 So the final cash, positions, fills and equity equal those of an uninterrupted run. A batch the broker
 rejects (not enough cash, say) places nothing and is reported; deciding that bar again gives the same
-rejection, so it cannot make a resumed run differ either. The example strategies
-place market orders only; a strategy leaving resting limit orders would need more care, since a quote set
-after its last order can fill them before a kill, and the re-run would decide from a portfolio that
-already holds those fills. An account reset starts a new epoch and hence a new job: the replay starts over.
+rejection, so it cannot make a resumed run differ either. Resting orders (``sma-stops`` leaves
+a gtc stop-loss after each entry) keep this exact: a later bar's quote that fills one moves the account's clock
+to that bar, so a resumed run goes on from that bar, deciding it on the portfolio that holds the fill, as the
+uninterrupted run did. An account reset starts a new epoch and hence a new job: the replay starts over.
 
 A finished job (its last bar's quotes stored and nothing left to order there) run again takes no lock, opens
 no broker and writes nothing: it only summarizes. Otherwise :func:`start_replay` takes the account's
@@ -49,8 +49,9 @@ from sqlalchemy import Connection, and_, not_, or_, select
 
 from ledger.bars import DatabaseBarCache
 from ledger.book.accounts import open_account, validate_account_name
+from ledger.book.orders import batch_rejection, submit_orders
 from ledger.book.store import AccountState, find_account, find_run, orders
-from ledger.book.validation import validate_bps, validate_cash
+from ledger.book.validation import InvalidOrder, validate_bps, validate_cash, validate_order
 from ledger.brokers.data_provider import (
     DEFAULT_SYNTHETIC_SPREAD_BPS,
     DataProvider,
@@ -60,7 +61,7 @@ from ledger.brokers.data_provider import (
 )
 from ledger.brokers.paper import PaperBroker
 from ledger.config import get_cfg
-from ledger.constants import SIDE_BUY
+from ledger.constants import ORDER_MARKET, ORDER_STOP, SIDE_BUY, SIDE_SELL
 from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors, write_transaction
 from ledger.db.migrate import ensure_schema
 from ledger.exceptions import LedgerError, OrderRejectedError
@@ -433,23 +434,50 @@ def ledger_portfolio(
 
 
 def _submit(broker: PaperBroker, key: str, stamp: datetime, intents: list[OrderIntent]) -> tuple[int, str | None]:
-    """Place the bar's orders in one transaction; a rejection leaves none placed and is reported, not raised."""
+    """Place the bar's orders in one transaction; a rejection leaves none placed and is reported, not raised.
+
+    A market sell first cancels the symbol's resting sells (a stop-loss holds the shares it would sell); a
+    cancel is its own transaction, and a resumed run that finds the stop already canceled decides the same sell.
+    """
     if not intents:
         return 0, None
+    exits = {intent.symbol for intent in intents if intent.side == SIDE_SELL and intent.stop_price is None}
+    if exits:
+        for order in broker.get_orders(status="open"):
+            if order["side"] == SIDE_SELL and order["symbol"] in exits:
+                broker.cancel_order(order["order_id"])
     batch: list[dict[str, Any]] = [
         {
             "symbol": intent.symbol,
             "side": intent.side,
             "qty": intent.qty,
             "client_order_id": client_order_id(key, stamp, intent.symbol, intent.side),
+            **({} if intent.stop_price is None else {"order_type": ORDER_STOP, "stop_price": intent.stop_price}),
         }
         for intent in intents
     ]
     try:
-        broker.submit_orders(batch)
+        if any("stop_price" in order for order in batch):
+            _submit_with_stops(broker, batch)
+        else:
+            broker.submit_orders(batch)
     except OrderRejectedError as exc:
         return 0, str(exc)
     return len(batch), None
+
+
+def _submit_with_stops(broker: PaperBroker, batch: list[dict[str, Any]]) -> None:
+    """``broker.submit_orders`` for a batch holding stop orders, which PaperBroker.submit_orders does not take
+    (market and limit only): the same use case, in one transaction on the broker's connection."""
+    requests = []
+    for index, order in enumerate(batch):
+        checked = validate_order(order["symbol"], order["side"], order["qty"], order.get("order_type", ORDER_MARKET),
+                                 None, order["client_order_id"], stop_price=order.get("stop_price"))
+        if isinstance(checked, InvalidOrder):
+            raise batch_rejection(index, OrderRejectedError(checked.symbol, checked.reason))
+        requests.append(checked)
+    with broker._writing() as store:  # noqa: SLF001 - see the docstring
+        submit_orders(store, broker._ctx, requests, broker.now())  # noqa: SLF001
 
 
 def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:

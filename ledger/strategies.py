@@ -1,4 +1,5 @@
-"""Small example strategies for ``paper-ledger replay``: a moving-average crossover and an equal-weight monthly rebalance.
+"""Small example strategies for ``paper-ledger replay``: a moving-average crossover (also with a resting stop-loss)
+and an equal-weight monthly rebalance.
 
 A strategy sees the market one bar at a time through :meth:`Strategy.observe` and, when asked, turns the
 portfolio at that bar into orders with :meth:`Strategy.decide`. Decisions depend only on the bars observed so
@@ -29,11 +30,13 @@ CASH_BUFFER = 0.02
 
 @dataclass(frozen=True)
 class OrderIntent:
-    """A market order a strategy wants placed: whole shares, side BUY or SELL."""
+    """An order a strategy wants placed: whole shares, side BUY or SELL; a market order, or with ``stop_price``
+    a resting gtc stop order (a stop-loss)."""
 
     symbol: str
     side: str
     qty: int
+    stop_price: float | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,28 @@ class MovingAverageCrossover(Strategy):
         return sells + self._buys_within_cash(portfolio, sells, [(symbol, budget) for symbol in entries])
 
 
+class MovingAverageWithStopLoss(MovingAverageCrossover):
+    """The crossover, and every entry protected by a resting stop-loss sell ``STOP_LOSS`` below the bid.
+
+    The stop rests (gtc) until a later bar's quote reaches it (the position is sold there) or the crossover exits
+    (the replay first cancels the stop, which holds the shares, then sells at market).
+    """
+
+    name = "sma-stops"
+    summary = "sma-crossover, each entry protected by a resting stop-loss 3% below the bid"
+    STOP_LOSS = 0.03
+
+    def decide(self, timestamp: datetime, portfolio: Portfolio) -> list[OrderIntent]:
+        intents = super().decide(timestamp, portfolio)
+        stops = [
+            OrderIntent(intent.symbol, SIDE_SELL, intent.qty,
+                        stop_price=round(portfolio.quotes[intent.symbol][0] * (1 - self.STOP_LOSS), 2))
+            for intent in intents
+            if intent.side == SIDE_BUY
+        ]
+        return intents + stops
+
+
 class EqualWeightMonthly(Strategy):
     """On the first bar of each month, rebalance every quoted symbol to an equal share of equity."""
 
@@ -168,6 +193,7 @@ class EqualWeightMonthly(Strategy):
 
 STRATEGIES: dict[str, type[Strategy]] = {
     MovingAverageCrossover.name: MovingAverageCrossover,
+    MovingAverageWithStopLoss.name: MovingAverageWithStopLoss,
     EqualWeightMonthly.name: EqualWeightMonthly,
 }
 DEFAULT_STRATEGY = MovingAverageCrossover.name

@@ -17,7 +17,7 @@ from decimal import Decimal
 import pytest
 from ledger.brokers.paper import PaperBroker
 from ledger.db.engine import get_engine
-from tests.conftest import ledger_problems
+from tests.conftest import FakeClock, ledger_problems, table_snapshot
 from tests.workers.crash_trader import ACCOUNT, INITIAL_CASH
 from tests.workers.harness import Child
 
@@ -158,3 +158,78 @@ def test_sigkilled_trader_loses_no_acknowledged_order_and_leaves_a_consistent_le
         f"transaction); {len(book.status)} acknowledged orders, {len(book.fills)} "
         f"acknowledged fills, {unacknowledged_commits} orders committed but killed before acknowledging"
     )
+
+
+# -- the order model: a replace, and a quote that triggers stops and partially fills, killed at every write --------
+def _prepared_account(db_url: str, account: str, action: str) -> None:
+    """Displayed-size fills. ``replace``: a limit buy of 20 at 150.20 that took the 5 shown and rests for 15 under
+    an ask of 150.25 (the replace to 150.30 takes its 5). ``quote``:
+    40 AAPL held, and resting a stop sell, a trailing stop sell, a limit buy and a stop_limit buy."""
+    clock = FakeClock()
+    with PaperBroker(db_url=db_url, account=account, initial_cash=100_000, clock=clock) as broker:
+        broker.configure(fill_model="displayed_size")
+        if action == "replace":
+            broker.set_quote("AAPL", bid=150.0, ask=150.10, bid_size=5, ask_size=5)
+            broker.submit_order("AAPL", "BUY", 20, "limit", 150.2)
+            broker.set_quote("AAPL", bid=150.1, ask=150.25, bid_size=5, ask_size=5)  # above the limit: rests
+            return
+        broker.set_quote("AAPL", bid=150.0, ask=150.10, bid_size=100, ask_size=100)
+        broker.submit_order("AAPL", "BUY", 40)
+        broker.submit_order("AAPL", "SELL", 15, "stop", stop_price=149.0)
+        broker.submit_order("AAPL", "SELL", 10, "trailing_stop", trail_price=0.5)
+        broker.submit_order("AAPL", "BUY", 10, "limit", 148.5)
+        broker.submit_order("AAPL", "BUY", 5, "stop_limit", stop_price=152.0, limit_price=153.0)
+
+
+def _account_book(db_url: str, account: str) -> tuple[object, ...]:
+    """An account's orders (type, status, quantities, links), fills, cash and positions, without ids or runs."""
+    with PaperBroker(db_url=db_url, account=account, clock=lambda: ACTION_TIME) as broker:
+        orders = broker.get_orders()
+        index = {order["order_id"]: n for n, order in enumerate(orders)}
+        return (
+            [(o["side"], o["order_type"], o["status"], o["qty"], o["filled_qty"], o["filled_avg_price"], o["stop_price"],
+              o["hwm"], o["triggered_at"], index.get(o["replaces"]), index.get(o["replaced_by"])) for o in orders],
+            [(f["order_id"] in index, f["side"], f["qty"], f["fill_price"], f["fee"]) for f in broker.get_fills()],
+            broker.get_account()["cash"], broker.get_account()["reserved_cash"], broker.get_positions(),
+        )
+
+
+ACTION_TIME = FakeClock().advance(minutes=1)
+
+
+@pytest.mark.parametrize("action", ["replace", "quote"])
+def test_a_replace_or_a_stop_triggering_quote_killed_at_every_write_is_all_or_nothing(
+    db_url: str, action: str
+) -> None:
+    from tests.workers.order_model_trader import run_action
+
+    _prepared_account(db_url, "scout", action)
+    with PaperBroker(db_url=db_url, account="scout", clock=lambda: ACTION_TIME) as scout:
+        run_action(scout, action)
+    expected = _account_book(db_url, "scout")
+    outcomes = {(order_type, status) for _, order_type, status, *_ in expected[0]}  # type: ignore[index]
+    assert outcomes >= ({("limit", "replaced"), ("limit", "partially_filled")} if action == "replace" else
+                        {("stop", "partially_filled"), ("trailing_stop", "new"), ("limit", "partially_filled")}), outcomes
+
+    _prepared_account(db_url, "victim", action)
+    untouched = table_snapshot(db_url)
+    kills = 0
+    while True:
+        child = Child("order_model_trader", db_url, "victim", action, str(kills + 1), ACTION_TIME.isoformat())
+        try:
+            child.expect("ready")
+            message = child.read()
+            if message["event"] == "done":
+                break  # no write left to stop after: the action committed whole
+            assert message["event"] == "stalled", message
+            child.kill()
+            assert child.proc.returncode == -signal.SIGKILL
+        finally:
+            child.close()
+        kills += 1
+        assert table_snapshot(db_url) == untouched, f"{action} killed after write #{kills} left a trace"
+        assert ledger_problems(db_url) == [], f"{action} killed after write #{kills}"
+    assert kills >= 3, f"{action} should take several row writes, took {kills}"
+    assert _account_book(db_url, "victim") == expected, "the action, once it ran whole, did what it does on the scout"
+    assert ledger_problems(db_url) == []
+    print(f"\n[crash/order model] {action}: killed after each of its {kills} row writes, then run whole")

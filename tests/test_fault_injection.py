@@ -1,7 +1,9 @@
 """Fault injection: an error anywhere inside a write transaction leaves no partial rows and no balance changed.
 
 For each use case (open an account, market and limit orders, a rejection, cancels, a quote that fills resting
-orders, reset) the test first runs it once on a scout account to discover its write points, then, on an identical
+orders, reset; and of the order model: a replace, one that fills a partially filled order again, a quote that
+triggers stops and partially fills orders by displayed size, a quote that expires a day order, cancel all, close a
+position) the test first runs it once on a scout account to discover its write points, then, on an identical
 account, makes it fail at each of them in turn:
 
 - in Python, right after each call of a row-writing function or method of ``ledger.book.store`` (``insert_*``,
@@ -92,6 +94,40 @@ def _quote_at(bid: float, ask: float) -> Callable[[PaperBroker, str], object]:
     return lambda broker, tag: broker.set_quote("AAPL", bid=bid, ask=ask)
 
 
+def _partially_filled_buy(broker: PaperBroker) -> None:
+    """Displayed-size fills: a marketable limit buy of 20 takes the 5 shown and rests for the other 15; the ask
+    then moves above its limit (5 shown again)."""
+    broker.configure(fill_model="displayed_size")
+    broker.set_quote("AAPL", bid=150.0, ask=150.10, bid_size=5, ask_size=5)
+    broker.submit_order("AAPL", "BUY", 20, "limit", 150.2)
+    broker.set_quote("AAPL", bid=150.1, ask=150.25, bid_size=5, ask_size=5)
+
+
+def _replace_first_open(**changes: object) -> Callable[[PaperBroker, str], object]:
+    return lambda broker, tag: broker.replace_order(broker.get_orders(status="open")[0]["order_id"], **changes)
+
+
+def _stops_and_limits_resting(broker: PaperBroker) -> None:
+    """Displayed-size fills; 40 AAPL held; resting: a stop sell, a trailing stop sell, a limit buy, a stop buy."""
+    broker.configure(fill_model="displayed_size")
+    broker.set_quote("AAPL", bid=150.0, ask=150.10, bid_size=100, ask_size=100)
+    broker.submit_order("AAPL", "BUY", 40)
+    broker.submit_order("AAPL", "SELL", 15, "stop", stop_price=149.0)
+    broker.submit_order("AAPL", "SELL", 10, "trailing_stop", trail_price=0.5)
+    broker.submit_order("AAPL", "BUY", 10, "limit", 148.5)
+    broker.submit_order("AAPL", "BUY", 5, "stop_limit", stop_price=152.0, limit_price=153.0)
+
+
+def _resting_day_order(broker: PaperBroker) -> None:
+    _quote(broker)
+    broker.submit_order("AAPL", "BUY", 10, "limit", 140.0, time_in_force="day")
+
+
+def _quote_after_the_close(broker: PaperBroker, tag: str) -> object:
+    broker._clock.advance(hours=8)  # type: ignore[attr-defined]  # past 21:00 UTC: the day order is due
+    return broker.set_quote("AAPL", bid=150.0, ask=150.10)
+
+
 SCENARIOS = [
     Scenario("open a new account", lambda broker: None, _open_account),
     Scenario("market buy", _quote, _submit("AAPL", "BUY", 10)),
@@ -105,6 +141,14 @@ SCENARIOS = [
     Scenario("quote fills two resting buys", _resting_buys, _quote_at(148.0, 148.4)),
     Scenario("quote fills a resting sell", _resting_sell, _quote_at(152.5, 152.6)),
     Scenario("reset with resting orders", _resting_sell, lambda broker, tag: broker.reset(initial_cash=70_000)),
+    Scenario("replace a resting limit buy", _resting_buys, _replace_first_open(qty=8, limit_price=149.5)),
+    Scenario("replace a partially filled buy, filling again", _partially_filled_buy,
+             _replace_first_open(limit_price=150.3)),
+    Scenario("quote triggers stops and partially fills orders", _stops_and_limits_resting,
+             lambda broker, tag: broker.set_quote("AAPL", bid=148.2, ask=148.4, bid_size=12, ask_size=6)),
+    Scenario("quote after the close expires a day order", _resting_day_order, _quote_after_the_close),
+    Scenario("cancel all orders", _stops_and_limits_resting, lambda broker, tag: broker.cancel_all_orders()),
+    Scenario("close a position held by no order", _holding, lambda broker, tag: broker.close_position("AAPL", qty=15)),
 ]
 
 
