@@ -49,9 +49,8 @@ from sqlalchemy import Connection, and_, not_, or_, select
 
 from ledger.bars import DatabaseBarCache
 from ledger.book.accounts import open_account, validate_account_name
-from ledger.book.orders import batch_rejection, submit_orders
 from ledger.book.store import AccountState, find_account, find_run, orders
-from ledger.book.validation import InvalidOrder, validate_bps, validate_cash, validate_order
+from ledger.book.validation import validate_bps, validate_cash
 from ledger.brokers.data_provider import (
     DEFAULT_SYNTHETIC_SPREAD_BPS,
     DataProvider,
@@ -61,7 +60,7 @@ from ledger.brokers.data_provider import (
 )
 from ledger.brokers.paper import PaperBroker
 from ledger.config import get_cfg
-from ledger.constants import ORDER_MARKET, ORDER_STOP, SIDE_BUY, SIDE_SELL
+from ledger.constants import ORDER_STOP, SIDE_BUY, SIDE_SELL
 from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors, write_transaction
 from ledger.db.migrate import ensure_schema
 from ledger.exceptions import LedgerError, OrderRejectedError
@@ -457,27 +456,10 @@ def _submit(broker: PaperBroker, key: str, stamp: datetime, intents: list[OrderI
         for intent in intents
     ]
     try:
-        if any("stop_price" in order for order in batch):
-            _submit_with_stops(broker, batch)
-        else:
-            broker.submit_orders(batch)
+        broker.submit_orders(batch)  # an entry and its stop-loss commit together (see the docstring)
     except OrderRejectedError as exc:
         return 0, str(exc)
     return len(batch), None
-
-
-def _submit_with_stops(broker: PaperBroker, batch: list[dict[str, Any]]) -> None:
-    """``broker.submit_orders`` for a batch holding stop orders, which PaperBroker.submit_orders does not take
-    (market and limit only): the same use case, in one transaction on the broker's connection."""
-    requests = []
-    for index, order in enumerate(batch):
-        checked = validate_order(order["symbol"], order["side"], order["qty"], order.get("order_type", ORDER_MARKET),
-                                 None, order["client_order_id"], stop_price=order.get("stop_price"))
-        if isinstance(checked, InvalidOrder):
-            raise batch_rejection(index, OrderRejectedError(checked.symbol, checked.reason))
-        requests.append(checked)
-    with broker._writing() as store:  # noqa: SLF001 - see the docstring
-        submit_orders(store, broker._ctx, requests, broker.now())  # noqa: SLF001
 
 
 def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:

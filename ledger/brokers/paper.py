@@ -218,7 +218,9 @@ class PaperBroker:
         """Submit a batch (e.g. a rebalance) in ONE transaction, all or nothing; returns one result per order.
 
         Each dict: ``symbol``, ``side``, ``qty``, optional ``order_type`` ("market"), ``limit_price``,
-        ``client_order_id``. Each order sees the cash and shares left by the orders before it. If any order
+        ``client_order_id``, and the order model's ``time_in_force``, ``stop_price``, ``trail_price``,
+        ``trail_percent``, ``notional`` (as in ``submit_order``). Each order sees the cash and shares left by
+        the orders before it. If any order
         would be rejected (invalid input, no quote, insufficient cash or shares), nothing is written and
         OrderRejectedError (or InsufficientFundsError) names the order's index and the reason. A repeated
         client_order_id replays its order, as in ``submit_order``.
@@ -480,19 +482,25 @@ class PaperBroker:
         return f"PaperBroker(account={self.account!r}, run_id={self.run_id!r}, db_url={self.db_url!r})"
 
 
-_BATCH_KEYS = frozenset({"symbol", "side", "qty", "order_type", "limit_price", "client_order_id"})
+_BATCH_OPTIONAL = ("order_type", "limit_price", "client_order_id", "time_in_force", "stop_price", "trail_price",
+                   "trail_percent", "notional")
+_BATCH_KEYS = frozenset({"symbol", "side", "qty", *_BATCH_OPTIONAL})
 
 
 def _batch_request(index: int, order: object) -> OrderRequest:
-    """Validate one order of a batch; an invalid one rejects the whole batch before anything is written."""
-    if not isinstance(order, dict) or not {"symbol", "side", "qty"} <= order.keys() <= _BATCH_KEYS:
+    """Validate one order of a batch; an invalid one rejects the whole batch before anything is written.
+
+    ``qty`` may be omitted (or None) for a notional order."""
+    if not isinstance(order, dict) or not {"symbol", "side"} <= order.keys() <= _BATCH_KEYS:
         shown = sorted(order) if isinstance(order, dict) else type(order).__name__
         raise batch_rejection(index, OrderRejectedError(
-            "?", f"an order is a dict with symbol, side, qty and optionally {', '.join(sorted(_BATCH_KEYS - {'symbol', 'side', 'qty'}))}; got {shown}"
+            "?", f"an order is a dict with symbol, side, qty and optionally {', '.join(_BATCH_OPTIONAL)}; got {shown}"
         ))
     checked = validate_order(
-        order["symbol"], order["side"], order["qty"], order.get("order_type", ORDER_MARKET),
-        order.get("limit_price"), order.get("client_order_id"),
+        order["symbol"], order["side"], order.get("qty"), order.get("order_type", ORDER_MARKET),
+        order.get("limit_price"), order.get("client_order_id"), time_in_force=order.get("time_in_force", TIF_GTC),
+        stop_price=order.get("stop_price"), trail_price=order.get("trail_price"),
+        trail_percent=order.get("trail_percent"), notional=order.get("notional"),
     )
     if isinstance(checked, InvalidOrder):
         raise batch_rejection(index, OrderRejectedError(checked.symbol, checked.reason))
