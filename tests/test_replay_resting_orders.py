@@ -27,7 +27,7 @@ from tests.test_replay import (  # noqa: F401 - fixtures
 )
 
 STRATEGY = "sma-stops"
-KILLS = 4
+KILLS = 3
 
 
 def ledger_book(db_url: str) -> dict:

@@ -20,7 +20,7 @@ from schemathesis.checks import (
 
 from tests.service_support import Server, engine_name, ledger_verified, service  # noqa: F401
 
-EXAMPLES_PER_OPERATION = 5
+EXAMPLES_PER_OPERATION = 3
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
