@@ -31,7 +31,7 @@ from ledger.constants import ORDER_STATUSES, SIDE_BUY
 from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors
 from ledger.db.models import Account, CashMovement, EquityMark
 from ledger.exceptions import LedgerError
-from ledger.queries import fills_stmt, mark_price, orders_stmt, position_rows
+from ledger.queries import fills_stmt, orders_stmt, position_figures, position_rows
 
 Source = Connection | Engine | str | None
 
@@ -152,23 +152,7 @@ def positions_frame(source: Source, account: str) -> pd.DataFrame:
     with _reading(source) as conn:
         account_row = _account(conn, account)
         rows = position_rows(conn, account_row.id, include_flat=True)
-    records = []
-    for row in rows:
-        mid = mark_price(row.bid_e6, row.ask_e6)
-        market_value = None if mid is None else row.qty_e6 * mid
-        records.append(
-            {
-                "symbol": row.symbol,
-                "qty": row.qty_e6,
-                "reserved_qty": row.reserved_qty_e6,
-                "avg_cost": row.cost_basis_e6 / row.qty_e6 if row.qty_e6 else None,
-                "cost_basis": row.cost_basis_e6,
-                "last_price": mid,
-                "market_value": market_value,
-                "unrealized_pnl": None if market_value is None else market_value - row.cost_basis_e6,
-                "realized_pnl": row.realized_pnl_e6,
-            }
-        )
+    records = [position_figures(row) for row in rows]
     return _frame(records, _POSITION_COLUMNS)
 
 
