@@ -4,8 +4,10 @@ The schema is made by the ledger itself (opening a PaperBroker runs the migratio
 their runs); the trading history is then simulated in integer millionths and bulk-inserted with raw ``sqlite3``
 ``executemany`` in a few big transactions, with the secondary indexes dropped during the load and recreated
 from their own DDL afterwards. Every fill has its order (status ``filled``, two order events) and its cash
-movement; positions, realized P&L and cash are the sums of the fills. The file name carries the schema head and
-the builder version, so a new migration or a change here builds a fresh file.
+movement; positions, realized P&L and cash are the sums of the fills. The ``bench`` account has an equity mark at
+every fill, as the broker writes them; ``other`` has none, like a ledger made before marks existed (its equity
+curve is drawn from its fills). The file name carries the schema head and the builder version, so a new
+migration or a change here builds a fresh file.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 CACHE_DIR = Path("/tmp/paper-ledger-bench")
-BUILDER_VERSION = 2
-ACCOUNTS = ("bench", "other")  # the audit benchmarks query "bench", which holds 90% of the fills
+BUILDER_VERSION = 3
+ACCOUNTS = ("bench", "other")  # the audit benchmarks query "bench", which holds 90% of the fills and the marks
 BENCH_SHARE = 0.9
 SYMBOLS = tuple(f"SYM{i:02d}" for i in range(20))
 INITIAL_CASH = 100_000_000
@@ -62,7 +64,7 @@ def build_big_ledger(fills: int, *, log=print) -> Path:
     db.execute("PRAGMA cache_size = -262144")
     indexes = db.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-        " AND tbl_name IN ('orders', 'order_events', 'fills', 'cash_movements')"
+        " AND tbl_name IN ('orders', 'order_events', 'fills', 'cash_movements', 'equity_marks')"
     ).fetchall()
     for name, _sql in indexes:
         db.execute(f'DROP INDEX "{name}"')
@@ -70,7 +72,8 @@ def build_big_ledger(fills: int, *, log=print) -> Path:
     counts[ACCOUNTS[-1]] = fills - sum(counts.values())
     next_pk = 1
     for seed, (name, (account_id, run_id)) in enumerate(account_runs.items()):
-        next_pk = _simulate_account(db, account_id, run_id, counts[name], next_pk, random.Random(seed))
+        next_pk = _simulate_account(db, account_id, run_id, counts[name], next_pk, random.Random(seed),
+                                    with_marks=name == ACCOUNTS[0])
     for _name, sql in indexes:
         db.execute(sql)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -97,13 +100,16 @@ def _create_accounts(path: Path) -> dict[str, tuple[int, str]]:
 
 
 def _simulate_account(db: sqlite3.Connection, account_id: int, run_id: str, count: int, first_pk: int,
-                      rng: random.Random) -> int:
-    """Insert ``count`` filled market orders for the account; returns the next free order/fill key."""
+                      rng: random.Random, *, with_marks: bool) -> int:
+    """Insert ``count`` filled market orders for the account (with an equity mark at each: positions at the
+    mid); returns the next free order/fill key."""
     cash = INITIAL_CASH * E6
     positions = {symbol: [0, 0, 0] for symbol in SYMBOLS}  # qty_e6, cost_basis_e6, realized_pnl_e6
     prices = {symbol: rng.randint(20, 400) * E6 for symbol in SYMBOLS}
     step = timedelta(days=DAYS) / max(count, 1)
-    orders, events, fill_rows, cash_rows = [], [], [], []
+    orders, events, fill_rows, cash_rows, marks = [], [], [], [], []
+    marked = {symbol: 0 for symbol in SYMBOLS}  # each position's value at its symbol's last mid
+    long_value = 0
     pk = first_pk
     for i in range(count):
         symbol = SYMBOLS[rng.randrange(len(SYMBOLS))]
@@ -131,6 +137,8 @@ def _simulate_account(db: sqlite3.Connection, account_id: int, run_id: str, coun
             position[0] += qty_e6
             position[1] += notional + fee
         cash += cash_delta
+        long_value += position[0] * mid // E6 - marked[symbol]
+        marked[symbol] = position[0] * mid // E6
         at = _sqlite_time(START + step * i)
         side = "SELL" if sell else "BUY"
         orders.append((pk, f"{rng.getrandbits(128):032x}", account_id, run_id, symbol, side, qty_e6,
@@ -140,10 +148,12 @@ def _simulate_account(db: sqlite3.Connection, account_id: int, run_id: str, coun
         fill_rows.append((pk, pk, account_id, run_id, symbol, side, qty_e6, price, notional, fee, realized,
                           SLIPPAGE_BPS * E6, FEE_BPS * E6, bid, ask, at, at))
         cash_rows.append((account_id, run_id, cash_delta, pk, at))
+        if with_marks:
+            marks.append((account_id, at, cash, long_value, cash + long_value))
         pk += 1
         if len(orders) >= 200_000:
-            _flush(db, orders, events, fill_rows, cash_rows)
-    _flush(db, orders, events, fill_rows, cash_rows)
+            _flush(db, orders, events, fill_rows, cash_rows, marks)
+    _flush(db, orders, events, fill_rows, cash_rows, marks)
     last = _sqlite_time(START + step * count)
     db.execute("BEGIN")
     db.executemany(
@@ -156,7 +166,7 @@ def _simulate_account(db: sqlite3.Connection, account_id: int, run_id: str, coun
     return pk
 
 
-def _flush(db: sqlite3.Connection, orders: list, events: list, fill_rows: list, cash_rows: list) -> None:
+def _flush(db: sqlite3.Connection, orders: list, events: list, fill_rows: list, cash_rows: list, marks: list) -> None:
     db.execute("BEGIN")
     db.executemany(
         "INSERT INTO orders (id, order_id, account_id, epoch, run_id, client_order_id, symbol, side, order_type,"
@@ -177,8 +187,13 @@ def _flush(db: sqlite3.Connection, orders: list, events: list, fill_rows: list, 
         " VALUES (?, 1, ?, 'fill', ?, ?, ?)",
         cash_rows,
     )
+    db.executemany(
+        "INSERT INTO equity_marks (account_id, epoch, at, cash_e6, long_value_e6, short_value_e6, equity_e6)"
+        " VALUES (?, 1, ?, ?, ?, 0, ?)",
+        marks,
+    )
     db.execute("COMMIT")
-    for rows in (orders, events, fill_rows, cash_rows):
+    for rows in (orders, events, fill_rows, cash_rows, marks):
         rows.clear()
 
 

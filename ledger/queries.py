@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, case, column, func, select, table
+from sqlalchemy import Connection, Date, Select, and_, case, column, func, select, table, values
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from ledger.book.store import accounts, cash_movements, fills, order_events, orders, positions, quotes
 from ledger.constants import OPEN_STATUSES
+from ledger.db.models import EquityMark
+from ledger.db.types import UTCDateTime
 
 # The audit view of daily P&L (migration 0002); views are not in the models' metadata.
 v_daily_pnl = table(
@@ -307,17 +311,7 @@ def known_symbols(conn: Connection, account_id: int) -> list[str]:
     return sorted(names)
 
 
-# The broker's equity marks (issue 9's order engine writes them); not in this branch's models.
-def _equity_marks() -> Any:
-    from ledger.db.types import ScaledDecimal, UTCDateTime
-
-    return table(
-        "equity_marks", column("account_id"), column("epoch"), column("at", UTCDateTime()),
-        *(column(name, ScaledDecimal()) for name in ("cash_e6", "long_value_e6", "short_value_e6", "equity_e6")),
-    )
-
-
-equity_marks = _equity_marks()
+equity_marks = EquityMark.__table__
 
 
 def equity_marks_stmt(account_id: int, since: datetime, until: datetime) -> Select[Any]:
@@ -382,7 +376,10 @@ def orders_page_stmt(
     """One page of the current epoch's orders, newest first (``orders_stmt``'s columns; ``filled_avg_price_e6`` is
     the average fill price), submitted in [since, until), with an ``id`` below ``before_id``; ``status`` as in
     ``orders_stmt``."""
-    stmt = orders_stmt(account_id, status=status).order_by(None).order_by(orders.c.id.desc()).limit(limit)
+    # Open orders are few: found through the (account, epoch, status) index and sorted. "id + 0" keeps SQLite's
+    # planner (no statistics) from walking every order of the epoch newest first through the id index instead.
+    newest_first = (orders.c.id + 0 if status == "open" else orders.c.id).desc()
+    stmt = orders_stmt(account_id, status=status).order_by(None).order_by(newest_first).limit(limit)
     if symbol is not None:
         stmt = stmt.where(orders.c.symbol == symbol)
     if side is not None:
@@ -413,19 +410,19 @@ def order_fills_stmt(order_pk: int) -> Select[Any]:
     return select(fills).where(fills.c.order_id == order_pk).order_by(fills.c.id)
 
 
-def latest_order_event_id(conn: Connection, account_id: int) -> int:
-    """The id of the account's newest ``order_events`` row (0 when it has none): it changes whenever any of the
-    account's orders is placed, filled, canceled, expired or replaced."""
-    # Walks the events backwards from the newest (the primary key): fast while the account trades, where MAX()
-    # over the join would read every event of the account.
-    latest = conn.execute(
-        select(order_events.c.id)
-        .select_from(order_events.join(orders, orders.c.id == order_events.c.order_id))
-        .where(orders.c.account_id == account_id)
-        .order_by(order_events.c.id.desc())
-        .limit(1)
+def ledger_version(conn: Connection, account_id: int) -> str:
+    """A token that changes whenever the account's ledger rows do, read with a few index seeks (the dashboard's
+    live pages poll it): an order placed (the newest order id), opened or closed (the open-order count), a fill,
+    deposit or reservation (cash, reserved cash), a quote (the account's clock), a reset (the epoch)."""
+    row = account_row(conn, account_id)
+    newest_order = conn.execute(
+        select(orders.c.id).where(orders.c.account_id == account_id, orders.c.epoch == row.epoch)
+        .order_by(orders.c.id.desc()).limit(1)
     ).scalar_one_or_none()
-    return int(latest or 0)
+    return ":".join(str(part) for part in (
+        row.epoch, newest_order or 0, open_order_count(conn, account_id), row.cash_e6, row.reserved_cash_e6,
+        row.clock_at.isoformat(),
+    ))
 
 
 def open_order_count(conn: Connection, account_id: int) -> int:
@@ -438,36 +435,22 @@ def open_order_count(conn: Connection, account_id: int) -> int:
     ).scalar_one())
 
 
-DAILY_PNL_COLUMNS = ("fill_count", "bought_qty", "sold_qty", "bought_notional", "sold_notional", "fees",
-                     "realized_pnl", "net_cash")
-v_daily_pnl_exact = table(
-    "v_daily_pnl", column("account_id"), column("epoch"), column("day"), column("symbol"), column("fill_count"),
-    *(column(name + "_exact") for name in DAILY_PNL_COLUMNS[1:]),
-)
-
-
-def daily_pnl_exact_stmt(account_id: int, limit: int = 60) -> Select[Any]:
-    """The current epoch's latest ``limit`` (day, symbol) rows of ``v_daily_pnl``, newest day first, amounts as the
-    view's exact six-decimal text (``*_exact``), the same on SQLite and PostgreSQL."""
-    view = v_daily_pnl_exact
-    return (
-        select(view)
-        .where(view.c.account_id == account_id, view.c.epoch == _current_epoch(account_id))
-        .order_by(view.c.day.desc(), view.c.symbol)
-        .limit(limit)
-    )
-
-
 def active_key_owner(conn: Connection, key_id: str) -> Any:
-    """The account (``id``, ``name``) of the API key ``key_id`` while it is not revoked, else None."""
+    """The API key ``key_id`` while it is not revoked (``is_admin``, and its account's ``id`` and ``name``, NULL
+    for an admin key), else None."""
     from ledger.db.models import ApiKey
 
     api_keys = ApiKey.__table__
     return conn.execute(
-        select(accounts.c.id, accounts.c.name)
-        .select_from(api_keys.join(accounts, accounts.c.id == api_keys.c.account_id))
+        select(api_keys.c.is_admin, accounts.c.id, accounts.c.name)
+        .select_from(api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id))
         .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
     ).one_or_none()
+
+
+def account_id_by_name(conn: Connection, name: str) -> int | None:
+    found = conn.execute(select(accounts.c.id).where(accounts.c.name == name)).scalar_one_or_none()
+    return None if found is None else int(found)
 
 
 def position_figures(row: Any) -> dict[str, Any]:
@@ -487,3 +470,128 @@ def position_figures(row: Any) -> dict[str, Any]:
         "unrealized_pnl": None if market_value is None else market_value - row.cost_basis_e6,
         "realized_pnl": row.realized_pnl_e6,
     }
+
+
+# -- bounded series for the dashboard's charts and daily table (pages over 1M fills render in well under 1 s) --
+class utc_day(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it renders
+    """The UTC calendar day of a stored time, as ``v_daily_pnl`` computes it: 'YYYY-MM-DD' text on SQLite,
+    a date on PostgreSQL."""
+
+    type = Date()
+    inherit_cache = True
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"CAST(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC') AS DATE)"
+
+
+def _mark_columns() -> tuple[Any, ...]:
+    return (equity_marks.c.id, equity_marks.c.at, equity_marks.c.cash_e6, equity_marks.c.long_value_e6,
+            equity_marks.c.short_value_e6, equity_marks.c.equity_e6)
+
+
+def last_equity_mark_at(conn: Connection, account_id: int, epoch: int) -> datetime | None:
+    """The time of the epoch's newest equity mark (None without marks): one seek of its index."""
+    return conn.execute(
+        select(equity_marks.c.at)
+        .where(equity_marks.c.account_id == account_id, equity_marks.c.epoch == epoch)
+        .order_by(equity_marks.c.at.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def equity_marks_from_stmt(account_id: int, epoch: int, since: datetime | None, limit: int) -> Select[Any]:
+    """The epoch's first ``limit`` equity marks at or after ``since`` (None: from the first), oldest first."""
+    stmt = (
+        select(*_mark_columns())
+        .where(equity_marks.c.account_id == account_id, equity_marks.c.epoch == epoch)
+        .order_by(equity_marks.c.at, equity_marks.c.id).limit(limit)
+    )
+    return stmt if since is None else stmt.where(equity_marks.c.at >= since)
+
+
+def equity_marks_sampled_stmt(account_id: int, epoch: int, ticks: list[datetime]) -> Select[Any]:
+    """The epoch's equity mark in force at each of ``ticks`` (the last one at or before it), oldest first: one
+    index seek per tick, however many marks lie between them."""
+    tick = values(column("tick", UTCDateTime()), name="ticks").data([(at,) for at in ticks]).cte("ticks")
+    in_force = (
+        select(equity_marks.c.id)
+        .where(equity_marks.c.account_id == account_id, equity_marks.c.epoch == epoch, equity_marks.c.at <= tick.c.tick)
+        .order_by(equity_marks.c.at.desc(), equity_marks.c.id.desc()).limit(1)
+        .scalar_subquery()
+    )
+    return (
+        select(*_mark_columns())
+        .where(equity_marks.c.id.in_(select(in_force).select_from(tick)))
+        .order_by(equity_marks.c.at, equity_marks.c.id)
+    )
+
+
+def last_fill_at(conn: Connection, account_id: int) -> datetime | None:
+    """The time of the account's newest fill (any epoch; None without fills): one seek of its index."""
+    return conn.execute(
+        select(fills.c.filled_at).where(fills.c.account_id == account_id)
+        .order_by(fills.c.filled_at.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def daily_totals_stmt(account_id: int, epoch: int, since: datetime | None = None) -> Select[Any]:
+    """Per UTC day and symbol of the epoch's fills filled at or after ``since``, newest day first, exact
+    (``v_daily_pnl``'s figures, in Decimal): fill_count, bought/sold qty and notional, fees, realized P&L, net
+    cash; plus ``signed_qty_e6`` (bought - sold) and ``last_fill_id``/``last_filled_at`` (the day's last fill).
+
+    ``since`` bounds the rows read (the (account, time) index); without it every fill of the epoch is read."""
+    buy = fills.c.side == "BUY"
+    day = utc_day(fills.c.filled_at)
+    amount = fills.c.qty_e6.type
+
+    def total(expression: Any) -> Any:
+        return func.sum(expression, type_=amount)
+
+    stmt = (
+        select(
+            day.label("day"), fills.c.symbol, func.count().label("fill_count"),
+            total(case((buy, fills.c.qty_e6), else_=0)).label("bought_qty"),
+            total(case((buy, 0), else_=fills.c.qty_e6)).label("sold_qty"),
+            total(case((buy, fills.c.notional_e6), else_=0)).label("bought_notional"),
+            total(case((buy, 0), else_=fills.c.notional_e6)).label("sold_notional"),
+            total(fills.c.fee_e6).label("fees"),
+            total(fills.c.realized_pnl_e6).label("realized_pnl"),
+            total(case((buy, -(fills.c.notional_e6 + fills.c.fee_e6)), else_=fills.c.notional_e6 - fills.c.fee_e6))
+            .label("net_cash"),
+            total(case((buy, fills.c.qty_e6), else_=-fills.c.qty_e6)).label("signed_qty"),
+            func.max(fills.c.id).label("last_fill_id"),
+            func.max(fills.c.filled_at, type_=UTCDateTime()).label("last_filled_at"),
+        )
+        .where(fills.c.account_id == account_id, fills.c.epoch == epoch)
+        .group_by(day, fills.c.symbol)
+        .order_by(day.desc(), fills.c.symbol)
+    )
+    return stmt if since is None else stmt.where(fills.c.filled_at >= since)
+
+
+def recent_daily_pnl(conn: Connection, account_id: int, days: int = 14) -> list[Any]:
+    """The epoch's daily P&L per symbol over the ``days`` UTC days up to its newest fill, newest first: the
+    dashboard's table. It reads only those days' fills (``v_daily_pnl`` would read them all)."""
+    last = last_fill_at(conn, account_id)
+    if last is None:
+        return []
+    since = datetime.combine(last.date() - timedelta(days=days - 1), datetime.min.time(), last.tzinfo)
+    epoch = account_row(conn, account_id).epoch
+    return conn.execute(daily_totals_stmt(account_id, epoch, since)).all()
+
+
+def daily_closes_stmt(account_id: int, epoch: int) -> Select[Any]:
+    """``daily_totals_stmt`` over the whole epoch, oldest day first, with ``last_price_e6``: the price of each
+    (day, symbol)'s last fill."""
+    daily = daily_totals_stmt(account_id, epoch).order_by(None).subquery()
+    return (
+        select(daily, fills.c.price_e6.label("last_price_e6"))
+        .join(fills, fills.c.id == daily.c.last_fill_id)
+        .order_by(daily.c.day, daily.c.symbol)
+    )

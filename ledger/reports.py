@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from bisect import bisect_right
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import IO, Any
 
@@ -31,7 +32,16 @@ from ledger.constants import ORDER_STATUSES, SIDE_BUY
 from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors
 from ledger.db.models import Account, CashMovement, EquityMark
 from ledger.exceptions import LedgerError
-from ledger.queries import fills_stmt, orders_stmt, position_figures, position_rows
+from ledger.queries import (
+    daily_closes_stmt,
+    equity_marks_from_stmt,
+    equity_marks_sampled_stmt,
+    fills_stmt,
+    last_equity_mark_at,
+    orders_stmt,
+    position_figures,
+    position_rows,
+)
 
 Source = Connection | Engine | str | None
 
@@ -217,6 +227,78 @@ def _equity_points(conn: Connection, account_row: Any) -> list[dict[str, Any]]:
     for at, mark in last_per_time.items():
         deposited = sum((flow.amount_e6 for flow in flows if flow.at <= at), Decimal(0))
         points.append(_point(at, mark.cash_e6, mark.long_value_e6 + mark.short_value_e6, mark.equity_e6, deposited))
+    return points
+
+
+def equity_chart_points(source: Source, account: str, window: timedelta | None, max_points: int) -> list[dict[str, Any]]:
+    """The points of :func:`equity_points` over the last ``window`` before the newest mark (None: the whole
+    epoch), at most about ``max_points`` of them, for a chart: every mark of the window when it holds no more
+    (so a zoomed-in range is at full resolution), else the mark in force at ``max_points`` evenly spaced times.
+
+    Reads a bounded number of rows however long the history (index seeks, no scan of the marks). A ledger
+    without marks (made before they existed) gets one point per UTC day from its fills, each symbol valued at
+    that day's last fill price (a scan of the epoch's fills, grouped in SQL).
+    """
+    with _reading(source) as conn:
+        account_row = _account(conn, account)
+        start = conn.execute(_epoch_start_stmt(account_row)).one()
+        flows = conn.execute(_flows_stmt(account_row)).all()
+        last = last_equity_mark_at(conn, account_row.id, account_row.epoch)
+        if last is None:
+            points = _daily_fill_points(conn, account_row, start, flows)
+            since = None if window is None else points[-1]["timestamp"] - window
+            return [point for point in points if since is None or point["timestamp"] >= since] or points[-1:]
+        since = None if window is None else last - window
+        marks = conn.execute(equity_marks_from_stmt(account_row.id, account_row.epoch, since, max_points + 1)).all()
+        if len(marks) > max_points:
+            first = marks[0].at
+            step = (last - first) / (max_points - 1)
+            ticks = [first + step * index for index in range(max_points - 1)] + [last]
+            marks = conn.execute(equity_marks_sampled_stmt(account_row.id, account_row.epoch, ticks)).all()
+    flow_times = [flow.at for flow in flows]
+    deposited_after = [Decimal(0)]
+    for flow in flows:
+        deposited_after.append(deposited_after[-1] + flow.amount_e6)
+    last_per_time: dict[datetime, Any] = {}
+    for mark in marks:
+        last_per_time[mark.at] = mark  # ordered by time then id: the later mark at one time wins
+    points = [] if since is not None and start.at < since else [
+        _point(start.at, start.amount_e6, Decimal(0), start.amount_e6, Decimal(0))]
+    for at, mark in last_per_time.items():
+        deposited = deposited_after[bisect_right(flow_times, at)]
+        points.append(_point(at, mark.cash_e6, mark.long_value_e6 + mark.short_value_e6, mark.equity_e6, deposited))
+    return points
+
+
+def _daily_fill_points(conn: Connection, account_row: Any, start: Any, flows: Sequence[Any]) -> list[dict[str, Any]]:
+    """One point at the epoch's start, then one at each UTC day's last fill (positions valued at each symbol's
+    last fill price up to then), deposits and withdrawals counted on the day they happen."""
+    days = conn.execute(daily_closes_stmt(account_row.id, account_row.epoch)).all()
+    cash: Decimal = start.amount_e6
+    deposited = Decimal(0)
+    held: dict[str, Decimal] = {}
+    last_price: dict[str, Decimal] = {}
+    points = [_equity_point(start.at, cash, held, last_price, deposited)]
+    pending = list(flows)
+    index = 0
+    while index < len(days):
+        day, at = days[index].day, days[index].last_filled_at
+        while index < len(days) and days[index].day == day:
+            row = days[index]
+            cash += row.net_cash
+            held[row.symbol] = held.get(row.symbol, Decimal(0)) + row.signed_qty
+            last_price[row.symbol] = row.last_price_e6
+            at = max(at, row.last_filled_at)
+            index += 1
+        while pending and pending[0].at <= at:
+            cash += pending[0].amount_e6
+            deposited += pending[0].amount_e6
+            pending.pop(0)
+        points.append(_equity_point(at, cash, held, last_price, deposited))
+    for flow in pending:
+        cash += flow.amount_e6
+        deposited += flow.amount_e6
+        points.append(_equity_point(flow.at, cash, held, last_price, deposited))
     return points
 
 

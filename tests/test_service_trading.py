@@ -119,6 +119,18 @@ def test_wrong_or_missing_credentials_answer_401_in_every_scheme(service: Server
     assert basic.status_code == bearer.status_code == 200
 
 
+def test_an_admin_key_is_refused_by_the_api_with_its_own_code(service: Server):
+    from ledger.book.keys import create_admin_key
+    from ledger.db.engine import dispose_engines, get_engine
+
+    key_id, secret = create_admin_key(get_engine(service.db_url))
+    dispose_engines()
+    response = httpx.get(service.url + "/v2/account", headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret})
+    assert response.status_code == 403
+    assert response.json() == {"code": 40310001, "message": response.json()["message"]}
+    assert "dashboard only" in response.json()["message"]
+
+
 def test_http_edges_no_redirects_double_slashes_json_errors_and_body_limit(service: Server):
     headers = service.headers("alice")
     trailing = service.trading("alice", url_suffix="/")  # the SDK then sends //v2/...

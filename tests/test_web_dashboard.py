@@ -186,7 +186,8 @@ def test_the_fills_csv_download_is_the_clis_fills_csv(page: Any, service: Server
     assert "CSV" in downloaded
 
 
-def test_another_accounts_key_sees_none_of_the_first_accounts_data(page: Any, service: Server) -> None:
+def test_another_accounts_key_sees_none_of_the_first_accounts_data_and_an_admin_key_sees_both(
+        page: Any, service: Server) -> None:
     quote(service, "alice", "PRIV", "60", "60.10")
     secret_order = place(service, "alice", symbol="PRIV", side="buy", qty=1, type="limit", limit_price="50")
     sign_in(page, service, "bob")
@@ -209,3 +210,24 @@ def test_another_accounts_key_sees_none_of_the_first_accounts_data(page: Any, se
                         data={"csrf_token": csrf}, cookies={"ledger_session": page.get_cookie("ledger_session")["value"]})
     assert answer.status_code == 404
     assert order_status(service, secret_order) == "new"
+
+    # An admin key sees both accounts, opens alice's and cancels her order through the same button.
+    from ledger.book.keys import create_admin_key
+    from ledger.db.engine import dispose_engines, get_engine
+
+    admin_key, admin_secret = create_admin_key(get_engine(service.db_url))
+    dispose_engines()
+    page.delete_all_cookies()
+    page.get(service.url + "/ui/login")
+    page.find_element(By.ID, "key_id").send_keys(admin_key)
+    page.find_element(By.ID, "secret_key").send_keys(admin_secret)
+    page.find_element(By.ID, "sign-in").click()
+    listed = wait(page).until(ec.presence_of_element_located((By.ID, "accounts")))
+    names = [link.text for link in listed.find_elements(By.CSS_SELECTOR, "tbody th a")]
+    assert {"alice", "bob"} <= set(names)
+    page.find_element(By.LINK_TEXT, "alice").click()
+    row = wait(page).until(ec.presence_of_element_located(
+        (By.CSS_SELECTOR, f"#open-orders tr[data-order-id='{secret_order}']")))
+    row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(page).until(ec.staleness_of(row))
+    assert order_status(service, secret_order) == "canceled"

@@ -1,6 +1,7 @@
 """API keys of the HTTP service: create, list, revoke, and authenticate a key id + secret.
 
-A key belongs to one account. The secret is shown once, at creation, and stored only as a salted scrypt hash:
+A key belongs to one account, or is an admin key (no account): an admin key signs in to the dashboard, which
+then shows every account, and the HTTP API refuses it. The secret is shown once, at creation, and stored only as a salted scrypt hash:
 a dump of ``api_keys`` reveals no usable credential, and a presented secret is compared in constant time.
 scrypt is deliberately slow (tens of milliseconds), so a process remembers, per key, the SHA-256 of the last
 secret that verified: a request then costs one indexed SELECT (which still sees a revocation at once) and a
@@ -54,6 +55,13 @@ class KeyOwner:
     account: str
 
 
+@dataclass(frozen=True)
+class AdminKey:
+    """An authenticated admin key: it belongs to no account and may look at every one (the dashboard only)."""
+
+    key_id: str
+
+
 def hash_secret(secret: str, salt: bytes | None = None) -> str:
     """``scrypt$n$r$p$salt_hex$hash_hex`` of ``secret`` with a fresh random salt (or ``salt``)."""
     salt = secrets.token_bytes(_SALT_BYTES) if salt is None else salt
@@ -81,26 +89,35 @@ def _account_id(conn: Any, account: str) -> int:
     return int(found)
 
 
-def create_key(engine: Engine, account: str, now: datetime | None = None) -> tuple[str, str]:
-    """A new key of the existing ``account``: returns ``(key_id, secret_key)``; the secret is not kept."""
+def _new_key(conn: Any, account_id: int | None, now: datetime | None) -> tuple[str, str]:
     key_id = KEY_ID_PREFIX + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(KEY_ID_LENGTH - 2))
     secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(SECRET_LENGTH))
-    stored = hash_secret(secret)
-    with translate_db_errors(engine), engine.connect() as conn, write_transaction(conn):
-        conn.execute(insert(api_keys).values(
-            key_id=key_id, account_id=_account_id(conn, account), secret_hash=stored,
-            created_at=now or datetime.now(UTC), revoked_at=None,
-        ))
+    conn.execute(insert(api_keys).values(
+        key_id=key_id, account_id=account_id, is_admin=account_id is None, secret_hash=hash_secret(secret),
+        created_at=now or datetime.now(UTC), revoked_at=None,
+    ))
     return key_id, secret
 
 
-def list_keys(engine: Engine, account: str) -> list[dict[str, Any]]:
-    """The account's keys, oldest first: ``key_id``, ``created_at``, ``revoked_at`` (never a secret)."""
+def create_key(engine: Engine, account: str, now: datetime | None = None) -> tuple[str, str]:
+    """A new key of the existing ``account``: returns ``(key_id, secret_key)``; the secret is not kept."""
+    with translate_db_errors(engine), engine.connect() as conn, write_transaction(conn):
+        return _new_key(conn, _account_id(conn, account), now)
+
+
+def create_admin_key(engine: Engine, now: datetime | None = None) -> tuple[str, str]:
+    """A new admin key (it sees every account on the dashboard): returns ``(key_id, secret_key)``."""
+    with translate_db_errors(engine), engine.connect() as conn, write_transaction(conn):
+        return _new_key(conn, None, now)
+
+
+def list_keys(engine: Engine, account: str | None) -> list[dict[str, Any]]:
+    """The keys of ``account`` (None: the admin keys), oldest first: ``key_id``, ``created_at``, ``revoked_at``
+    (never a secret)."""
     with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
+        owner = api_keys.c.is_admin.is_(True) if account is None else api_keys.c.account_id == _account_id(conn, account)
         rows = conn.execute(
-            select(api_keys.c.key_id, api_keys.c.created_at, api_keys.c.revoked_at)
-            .where(api_keys.c.account_id == _account_id(conn, account))
-            .order_by(api_keys.c.id)
+            select(api_keys.c.key_id, api_keys.c.created_at, api_keys.c.revoked_at).where(owner).order_by(api_keys.c.id)
         )
         return [dict(row._mapping) for row in rows]
 
@@ -122,14 +139,15 @@ _verified: dict[str, tuple[str, bytes]] = {}  # key_id -> (its stored hash, SHA-
 _verified_lock = threading.Lock()
 
 
-def authenticate(engine: Engine, key_id: str, secret: str) -> KeyOwner | None:
-    """The owner of an active key whose secret matches; None for an unknown, revoked or wrong key."""
+def authenticate(engine: Engine, key_id: str, secret: str) -> KeyOwner | AdminKey | None:
+    """The owner of an active key whose secret matches (an AdminKey for an admin key); None for an unknown,
+    revoked or wrong key."""
     if not key_id or not secret or len(key_id) > 64 or len(secret) > 256:
         return None
     with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
         row = conn.execute(
-            select(api_keys.c.secret_hash, api_keys.c.revoked_at, accounts.c.id, accounts.c.name)
-            .select_from(api_keys.join(accounts, accounts.c.id == api_keys.c.account_id))
+            select(api_keys.c.secret_hash, api_keys.c.revoked_at, api_keys.c.is_admin, accounts.c.id, accounts.c.name)
+            .select_from(api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id))
             .where(api_keys.c.key_id == key_id)
         ).one_or_none()
     if row is None or row.revoked_at is not None:
@@ -144,4 +162,6 @@ def authenticate(engine: Engine, key_id: str, secret: str) -> KeyOwner | None:
         if ok:
             with _verified_lock:
                 _verified[key_id] = (row.secret_hash, fingerprint)
-    return KeyOwner(key_id, int(row.id), row.name) if ok else None
+    if not ok:
+        return None
+    return AdminKey(key_id) if row.is_admin else KeyOwner(key_id, int(row.id), row.name)

@@ -58,17 +58,27 @@ def keys() -> None:
     """Create, list and revoke the API keys clients of `paper-ledger serve` authenticate with."""
 
 
+def _owner(account: str | None, admin: bool) -> str | None:
+    """The ACCOUNT argument, or None with --admin; one of the two is required."""
+    if admin == (account is not None):
+        raise click.UsageError("give ACCOUNT or --admin (an admin key belongs to no account)")
+    return account
+
+
 @keys.command("create")
-@click.argument("account")
+@click.argument("account", required=False)
+@click.option("--admin", is_flag=True, help="An admin key: it signs in to the dashboard and sees every account "
+              "(the HTTP API refuses it).")
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True,
               help="json: {\"key_id\": ..., \"secret_key\": ...} for scripts.")
 @db_option
-def keys_create(account: str, fmt: str, db: str | None) -> None:
-    """Create an API key for ACCOUNT and print it once: the secret is stored only as a hash."""
-    from ledger.book.keys import create_key
+def keys_create(account: str | None, admin: bool, fmt: str, db: str | None) -> None:
+    """Create an API key for ACCOUNT (or --admin) and print it once: the secret is stored only as a hash."""
+    from ledger.book.keys import create_admin_key, create_key
 
+    owner = _owner(account, admin)
     _, engine = open_ledger(db)
-    key_id, secret = create_key(engine, account)
+    key_id, secret = create_admin_key(engine) if owner is None else create_key(engine, owner)
     if fmt == "json":
         click.echo(json.dumps({"key_id": key_id, "secret_key": secret}))
     else:
@@ -76,15 +86,17 @@ def keys_create(account: str, fmt: str, db: str | None) -> None:
 
 
 @keys.command("list")
-@click.argument("account")
+@click.argument("account", required=False)
+@click.option("--admin", is_flag=True, help="List the admin keys instead of an account's.")
 @row_format_options
 @db_option
-def keys_list(account: str, fmt: str, out: object, db: str | None) -> None:
-    """List ACCOUNT's API keys (ids and times; secrets are never shown again)."""
+def keys_list(account: str | None, admin: bool, fmt: str, out: object, db: str | None) -> None:
+    """List ACCOUNT's API keys, or the admin keys (ids and times; secrets are never shown again)."""
     from ledger.book.keys import list_keys
 
+    owner = _owner(account, admin)
     _, engine = open_ledger(db)
-    rows = [(key["key_id"], key["created_at"], key["revoked_at"]) for key in list_keys(engine, account)]
+    rows = [(key["key_id"], key["created_at"], key["revoked_at"]) for key in list_keys(engine, owner)]
     print_rows(fmt, out, (("key_id", "text"), ("created_at", "time"), ("revoked_at", "time")), rows)  # type: ignore[arg-type]
 
 

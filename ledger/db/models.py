@@ -123,6 +123,7 @@ class Order(Base):
             postgresql_where=text("client_order_id IS NOT NULL AND status <> 'rejected'"),
         ),
         Index("ix_orders_account_id_epoch_status", "account_id", "epoch", "status"),
+        Index("ix_orders_account_id_epoch_id", "account_id", "epoch", "id"),  # the dashboard's newest-first pages
         Index("ix_orders_account_id_symbol_status", "account_id", "symbol", "status"),
     )
 
@@ -238,6 +239,7 @@ class CashMovement(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('initial', 'fill', 'deposit', 'withdrawal')", name="kind"),
         Index("ix_cash_movements_account_id_epoch", "account_id", "epoch"),
+        Index("ix_cash_movements_account_id_epoch_kind", "account_id", "epoch", "kind"),  # deposits, withdrawals
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -344,17 +346,20 @@ class BarRange(Base):
 
 
 class ApiKey(Base):
-    """An API key of one account for the HTTP service: the public ``key_id`` and a salted hash of the secret.
+    """An API key of one account (or an admin key) for the service: the public ``key_id`` and a salted hash of the secret.
 
     The secret itself is never stored (a dump of the table reveals no usable credential); ``revoked_at`` set
     means the key no longer authenticates. See ``ledger.book.keys``.
     """
 
     __tablename__ = "api_keys"
+    # An admin key (migration 0007) belongs to no account: it signs in to the dashboard and sees every account.
+    __table_args__ = (CheckConstraint("(account_id IS NULL) = is_admin", name="admin_has_no_account"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key_id: Mapped[str] = mapped_column(String(32), unique=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, server_default=false())
     secret_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

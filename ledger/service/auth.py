@@ -2,7 +2,8 @@
 
 ``APCA-API-KEY-ID`` + ``APCA-API-SECRET-KEY`` is what TradingClient sends; Basic carries ``key:secret`` in
 base64 (data clients with ``use_basic_auth``); Bearer carries ``key:secret`` as the token (this service has no
-OAuth server; a token is a key pair). Missing or wrong credentials answer 401 with code 40110000.
+OAuth server; a token is a key pair). Missing or wrong credentials answer 401 with code 40110000; an admin key
+(which belongs to no account) answers 403 with code 40310001.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
-from ledger.book.keys import KeyOwner, authenticate
+from ledger.book.keys import AdminKey, KeyOwner, authenticate
 from ledger.brokers.paper import PaperBroker
-from ledger.service.errors import UNAUTHORIZED, ApiError
+from ledger.service.errors import ADMIN_KEY_REFUSED, UNAUTHORIZED, ApiError
 from ledger.service.state import ServiceLedger
 
 
@@ -57,11 +58,14 @@ def credentials(headers: dict[str, str] | object) -> tuple[str, str] | None:
 
 
 def check_key(ledger: ServiceLedger, pair: tuple[str, str] | None) -> KeyOwner:
-    """The key's owner, or the 401 ApiError."""
+    """The key's owner, or the 401 ApiError; an admin key (it has no account to trade) the 403 ApiError."""
     owner = None if pair is None else authenticate(ledger.engine, *pair)
     if owner is None:
         raise ApiError(401, UNAUTHORIZED, "request is not authorized: send APCA-API-KEY-ID and APCA-API-SECRET-KEY "
                                           "of an active key (paper-ledger keys create ACCOUNT)")
+    if isinstance(owner, AdminKey):
+        raise ApiError(403, ADMIN_KEY_REFUSED, "admin keys sign in to the dashboard only: use a key of the account "
+                                               "(paper-ledger keys create ACCOUNT)")
     return owner
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger("ledger.service")
 BAD_REQUEST = 40010001
 UNAUTHORIZED = 40110000
 FORBIDDEN = 40310000
+ADMIN_KEY_REFUSED = 40310001  # an admin key has no account: it signs in to the dashboard only
 NOT_FOUND = 40410000
 METHOD_NOT_ALLOWED = 40510000
 TOO_LARGE = 41310000

@@ -49,9 +49,11 @@ def iso_time(value: datetime | None) -> str:
 
 
 CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 800, 240, 8
-CHART_MAX_POINTS = 1000
+CHART_MAX_POINTS = 400  # about one per two pixels: the curve's shape, read in a bounded time however long the history
 RANGES = {"1D": timedelta(days=1), "1W": timedelta(weeks=1), "1M": timedelta(days=31), "3M": timedelta(days=92),
           "1Y": timedelta(days=366), "all": None}
+RANGE_LABELS = {"1D": "the last day", "1W": "the last week", "1M": "the last month", "3M": "the last three months",
+                "1Y": "the last year", "all": "the whole epoch"}
 
 
 @dataclass(frozen=True)
@@ -69,20 +71,14 @@ class EquityChart:
     max_drawdown: Decimal
 
 
-def equity_chart(points: list[dict[str, Any]], span: str = "all") -> EquityChart | None:
-    """The chart of ``reports.equity_points`` over the last ``span`` (a RANGES key) or None without points.
+def equity_chart(points: list[dict[str, Any]]) -> EquityChart | None:
+    """The chart of ``reports.equity_chart_points`` (already cut to the chosen range) or None without points.
 
     Drawdown is measured net of deposits and withdrawals (as ``reports.account_max_drawdown``): a withdrawal
     lowers the curve but is not shaded as a loss.
     """
     if not points:
         return None
-    window = RANGES.get(span)
-    if window is not None:
-        points = [point for point in points if point["timestamp"] >= points[-1]["timestamp"] - window] or points[-1:]
-    if len(points) > CHART_MAX_POINTS:  # evenly spaced points, the last one kept: a curve, not a table
-        step = len(points) / CHART_MAX_POINTS
-        points = [points[int(index * step)] for index in range(CHART_MAX_POINTS - 1)] + [points[-1]]
     total_flows = points[-1]["net_deposits"]
     trading = [point["equity"] + total_flows - point["net_deposits"] for point in points]
     peak: Decimal | None = None

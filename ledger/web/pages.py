@@ -1,8 +1,9 @@
 """The dashboard's routes: sign-in, accounts, account, fills, orders, one order, cancel, and the live version.
 
 Each handler reads through ``ledger.queries`` / ``ledger.reports`` in one read transaction and hands plain values
-to a template; no SQL and no trading rule lives here. A key sees only its own account: any other account or
-order answers 404, like one that does not exist.
+to a template; no SQL and no trading rule lives here. An account's key sees only its own account: any other
+account or order answers 404, like one that does not exist. An admin key sees every account (and cancels through
+the same use case, on the order's account).
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ledger import queries
-from ledger.book.keys import KeyOwner, authenticate
+from ledger.book.keys import AdminKey, KeyOwner, authenticate
 from ledger.book.validation import ledger_id, normalize_symbol
 from ledger.constants import ORDER_STATUSES
 from ledger.exceptions import OrderNotFoundError
-from ledger.reports import equity_points, write_fills_csv
+from ledger.reports import equity_chart_points, write_fills_csv
 from ledger.service.state import ServiceLedger
 from ledger.web import display
 from ledger.web.session import COOKIE_NAME, SESSION_SECONDS, Session, Sessions, SignInRequired
 
 PAGE_SIZE = 50
 RECENT_FILLS = 10
+DAILY_PNL_DAYS = 14
 SECURITY_HEADERS = {
     # Everything the pages load ships in ledger/web/static: no inline script, no other origin.
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -56,9 +58,9 @@ class BadFilter(ValueError):
 
 @dataclass(frozen=True)
 class Viewer:
-    """The signed-in key of a request: its account, its session and the ledger."""
+    """The signed-in key of a request: its account (none for an admin key), its session and the ledger."""
 
-    owner: KeyOwner
+    owner: KeyOwner | AdminKey
     session: Session
     ledger: ServiceLedger
     sessions: Sessions
@@ -66,6 +68,15 @@ class Viewer:
     @property
     def csrf(self) -> str:
         return self.sessions.csrf_token(self.session)
+
+    @property
+    def is_admin(self) -> bool:
+        return isinstance(self.owner, AdminKey)
+
+    @property
+    def account(self) -> str | None:
+        """The key's own account (None for an admin key)."""
+        return None if isinstance(self.owner, AdminKey) else self.owner.account
 
 
 def viewer(request: Request) -> Viewer:
@@ -76,10 +87,11 @@ def viewer(request: Request) -> Viewer:
     if session is None:
         raise SignInRequired()
     with ledger.reading() as conn:
-        account = queries.active_key_owner(conn, session.key_id)
-    if account is None:
+        key = queries.active_key_owner(conn, session.key_id)
+    if key is None:
         raise SignInRequired()
-    return Viewer(KeyOwner(session.key_id, int(account.id), account.name), session, ledger, sessions)
+    owner = AdminKey(session.key_id) if key.is_admin else KeyOwner(session.key_id, int(key.id), key.name)
+    return Viewer(owner, session, ledger, sessions)
 
 
 ViewerDep = Annotated[Viewer, Depends(viewer)]
@@ -101,11 +113,18 @@ def not_found_page(request: Request, exc: Exception) -> Response:
     return render(request, "message.html", {"title": "Not found", "message": str(exc) or "Nothing here."}, 404)
 
 
-def _own_account(who: Viewer, name: str) -> int:
-    """The account id of ``name`` if it is the viewer's account; PageNotFound otherwise (even if it exists)."""
-    if name != who.owner.account:
-        raise PageNotFound("No such account for this key.")
-    return who.owner.account_id
+def _account(who: Viewer, name: str) -> KeyOwner:
+    """The account ``name`` as the viewer may act on it: the viewer's own account, or for an admin key any
+    account; PageNotFound otherwise (even if it exists)."""
+    if isinstance(who.owner, KeyOwner):
+        if name != who.owner.account:
+            raise PageNotFound("No such account for this key.")
+        return who.owner
+    with who.ledger.reading() as conn:
+        account_id = queries.account_id_by_name(conn, name)
+    if account_id is None:
+        raise PageNotFound("No such account.")
+    return KeyOwner(who.owner.key_id, account_id, name)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -116,8 +135,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _version(conn: Any, account_id: int) -> str:
     """Changes whenever the account's orders or its clock (quotes, fills, cash) move: the live pages poll it."""
-    row = queries.account_row(conn, account_id)
-    return f"{queries.latest_order_event_id(conn, account_id)}:{row.clock_at.isoformat()}"
+    return queries.ledger_version(conn, account_id)
 
 
 # -- sign in and out --------------------------------------------------------------------------------------------
@@ -139,7 +157,8 @@ async def login(request: Request) -> Response:
     owner = await run_in_threadpool(authenticate, ledger.engine, key_id, secret)
     if owner is None:
         return render(request, "login.html", {"error": "That key id and secret do not match an active key."}, 401)
-    response = RedirectResponse(f"/ui/accounts/{_quote(owner.account)}", status_code=303)
+    home = "/ui/accounts" if isinstance(owner, AdminKey) else f"/ui/accounts/{_quote(owner.account)}"
+    response = RedirectResponse(home, status_code=303)
     response.set_cookie(COOKIE_NAME, request.app.state.sessions.issue(owner.key_id), max_age=SESSION_SECONDS,
                         path="/ui", httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return response
@@ -162,8 +181,11 @@ def _quote(name: str) -> str:
 @router.get("/accounts")
 def accounts_page(request: Request, who: ViewerDep) -> Response:
     with who.ledger.reading() as conn:
-        summary = _account_summary(conn, who.owner.account_id)
-    return render(request, "accounts.html", {"who": who, "accounts": [summary]})
+        if isinstance(who.owner, KeyOwner):
+            summaries = [_account_summary(conn, who.owner.account_id)]
+        else:
+            summaries = [_account_summary(conn, int(row.id)) for row in conn.execute(queries.accounts_stmt())]
+    return render(request, "accounts.html", {"who": who, "accounts": summaries})
 
 
 def _account_summary(conn: Any, account_id: int) -> dict[str, Any]:
@@ -178,7 +200,7 @@ def _account_summary(conn: Any, account_id: int) -> dict[str, Any]:
 
 @router.get("/accounts/{name}")
 def account_page(request: Request, name: str, who: ViewerDep, range: str = "all") -> Response:  # noqa: A002
-    account_id = _own_account(who, name)
+    account_id = _account(who, name).account_id
     span = range if range in display.RANGES else "all"
     with who.ledger.reading() as conn:
         summary = _account_summary(conn, account_id)
@@ -186,13 +208,14 @@ def account_page(request: Request, name: str, who: ViewerDep, range: str = "all"
             "positions": [queries.position_figures(row) for row in conn.execute(queries.held_positions_stmt(account_id))],
             "open_orders": conn.execute(queries.orders_page_stmt(account_id, status="open", limit=200)).all(),
             "fills": conn.execute(queries.fills_page_stmt(account_id, limit=RECENT_FILLS)).all(),
-            "daily": conn.execute(queries.daily_pnl_exact_stmt(account_id)).all(),
+            "daily": queries.recent_daily_pnl(conn, account_id, DAILY_PNL_DAYS),
             "runs": conn.execute(queries.runs_stmt(account_id)).all(),
-            "chart": display.equity_chart(equity_points(conn, name), span),
+            "chart": display.equity_chart(
+                equity_chart_points(conn, name, display.RANGES[span], display.CHART_MAX_POINTS)),
             "version": _version(conn, account_id),
         }
     return render(request, "account.html", {
-        "who": who, "name": name, "account": summary, "span": span, "spans": list(display.RANGES), **context,
+        "who": who, "name": name, "account": summary, "span": span, "spans": display.RANGE_LABELS, **context,
         "chart_size": (display.CHART_WIDTH, display.CHART_HEIGHT),
     })
 
@@ -234,7 +257,7 @@ def _filters(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
 
 def _listing(request: Request, who: Viewer, name: str, kind: str) -> Response:
     """The fills or orders page: filters, one page of rows newest first, and the link to the next page."""
-    account_id = _own_account(who, name)
+    account_id = _account(who, name).account_id
     allowed = ("symbol", "side", "run", "since", "until", "before") + (("status",) if kind == "orders" else ())
     try:
         chosen = _filters(request, allowed)
@@ -268,7 +291,7 @@ def _listing(request: Request, who: Viewer, name: str, kind: str) -> Response:
 def fills_page(request: Request, name: str, who: ViewerDep, format: str = "html") -> Response:  # noqa: A002
     if format != "csv":
         return _listing(request, who, name, "fills")
-    _own_account(who, name)
+    _account(who, name)
     try:
         chosen = _filters(request, ("symbol", "since"))
     except ValueError as exc:
@@ -288,7 +311,7 @@ def orders_page(request: Request, name: str, who: ViewerDep) -> Response:
 
 @router.get("/accounts/{name}/orders/{order_id}")
 def order_page(request: Request, name: str, order_id: str, who: ViewerDep) -> Response:
-    account_id = _own_account(who, name)
+    account_id = _account(who, name).account_id
     if ledger_id(order_id) is None:
         raise PageNotFound("No such order for this key.")
     with who.ledger.reading() as conn:
@@ -305,7 +328,7 @@ def order_page(request: Request, name: str, order_id: str, who: ViewerDep) -> Re
 @router.post("/accounts/{name}/orders/{order_id}/cancel")
 async def cancel_order(request: Request, name: str, order_id: str, who: ViewerDep) -> Response:
     """Cancel through the API's use case (``PaperBroker.cancel_order``), then back to the page the form was on."""
-    _own_account(who, name)
+    account = _account(who, name)
     fields = await _form(request)
     if not who.sessions.csrf_ok(who.session, fields.get("csrf_token")):
         return render(request, "message.html", {"title": "Refused", "message": "The form's token is not valid: "
@@ -313,7 +336,7 @@ async def cancel_order(request: Request, name: str, order_id: str, who: ViewerDe
     if ledger_id(order_id) is None:
         raise PageNotFound("No such order for this key.")
     try:
-        outcome = await run_in_threadpool(who.ledger.broker(who.owner).cancel_order, order_id)
+        outcome = await run_in_threadpool(who.ledger.broker(account).cancel_order, order_id)
     except OrderNotFoundError:
         raise PageNotFound("No such order for this key.") from None
     if outcome["status"] != "canceled":
@@ -328,6 +351,6 @@ async def cancel_order(request: Request, name: str, order_id: str, who: ViewerDe
 @router.get("/accounts/{name}/version")
 def live_version(name: str, who: ViewerDep) -> JSONResponse:
     """What the live pages poll: a token that changes when the account's ledger rows do."""
-    account_id = _own_account(who, name)
+    account_id = _account(who, name).account_id
     with who.ledger.reading() as conn:
         return JSONResponse({"version": _version(conn, account_id)}, headers={"Cache-Control": "no-store"})
