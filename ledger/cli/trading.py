@@ -50,6 +50,7 @@ from ledger.constants import (
 from ledger.exceptions import LedgerError
 from ledger.money import round_amount
 from ledger.queries import (
+    account_margin,
     accounts_stmt,
     activity_stmt,
     capital,
@@ -114,6 +115,7 @@ def account_show(name: str, db: str | None) -> None:
     with reading(db) as conn:
         state = require_account(conn, name)
         equity = portfolio_value(conn, state.id)
+        margin = account_margin(conn, state.id)
         invested = capital(conn, state.id)
         frame = positions_frame(conn, name)
     print_fields(
@@ -125,6 +127,20 @@ def account_show(name: str, db: str | None) -> None:
             ("available cash", fmt_money(state.available_cash)),
             ("equity", fmt_money(equity)),
             ("return", "n/a" if (gain := total_return(equity, invested)) is None else fmt_percent(gain)),
+            *(
+                [
+                    ("margin multiplier", fmt_number(margin.multiplier)),
+                    ("shorting", "enabled" if state.shorting_enabled else "disabled"),
+                    ("long market value", fmt_money(margin.long_value)),
+                    ("short market value", fmt_money(margin.short_value)),
+                    ("buying power", fmt_money(margin.buying_power)),
+                    ("initial margin", fmt_money(margin.initial_margin)),
+                    ("maintenance margin", fmt_money(margin.maintenance_margin)),
+                    ("maintenance shortfall", fmt_money(margin.maintenance_shortfall)),
+                ]
+                if margin.multiplier > 1
+                else []
+            ),
         ],
     )
     if frame.empty:
@@ -144,7 +160,8 @@ def account_show(name: str, db: str | None) -> None:
         )
         for row in frame.itertuples(index=False)
     ]
-    print_table("positions (reserved: held by resting sells; last price: mid of the last quote)", columns, rows,
+    print_table("positions (negative qty: short; reserved: held by resting sells; last price: mid of the last quote)",
+                columns, rows,
                 numeric=set(columns[1:]))
 
 
