@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Date, Select, and_, case, column, func, selec
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from ledger.book.margin import Margin, margin_figures, position_value
 from ledger.book.store import accounts, cash_movements, fills, order_events, orders, positions, quotes
 from ledger.constants import OPEN_STATUSES
 from ledger.db.models import EquityMark
@@ -63,7 +64,7 @@ def positions_stmt(account_id: int, *, include_flat: bool = False) -> Select[Any
         .where(positions.c.account_id == account_id)
         .order_by(positions.c.symbol)
     )
-    return stmt if include_flat else stmt.where(positions.c.qty_e6 > 0)
+    return stmt if include_flat else stmt.where(positions.c.qty_e6 != 0)
 
 
 def position_rows(conn: Connection, account_id: int, *, include_flat: bool = False) -> list[Any]:
@@ -78,12 +79,22 @@ def mark_price(bid: Decimal | None, ask: Decimal | None) -> Decimal | None:
 
 
 def portfolio_value(conn: Connection, account_id: int) -> Decimal:
-    """Cash plus positions at the mid of their last quote (at cost basis when no quote is stored)."""
+    """Cash plus positions at the mid of their last quote (at cost basis when no quote is stored); shorts count
+    negative."""
     value = account_row(conn, account_id).cash_e6
     for row in position_rows(conn, account_id):
-        mid = mark_price(row.bid_e6, row.ask_e6)
-        value += row.cost_basis_e6 if mid is None else row.qty_e6 * mid
+        value += position_value(row.qty_e6, row.cost_basis_e6, mark_price(row.bid_e6, row.ask_e6))
     return value
+
+
+def account_margin(conn: Connection, account_id: int) -> Margin:
+    """The account's equity, long and short value, buying power, initial and maintenance margin and maintenance
+    shortfall (ledger.book.margin), from its stored cash, reservations and positions."""
+    row = account_row(conn, account_id)
+    values = [
+        position_value(p.qty_e6, p.cost_basis_e6, mark_price(p.bid_e6, p.ask_e6)) for p in position_rows(conn, account_id)
+    ]
+    return margin_figures(row.cash_e6, row.reserved_cash_e6, row.max_margin_multiplier_e6, values)
 
 
 def net_deposits(conn: Connection, account_id: int) -> Decimal:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -176,4 +177,11 @@ def test_replace_close_expire_and_account_config_commands(run, traded, db_url):
     assert "fill_model" in shown and "displayed_size" in shown and "24/7" in shown
     assert "displayed_size" in run("account", "config", "alice").stdout  # persisted
     assert "0 order(s) expired" in run("expire", "alice").stdout
+
+    assert_one_line_error(run("account", "config", "alice", "--shorting", ok=False), "short selling needs a margin account")
+    shown = run("account", "config", "alice", "--margin-multiplier", "2", "--shorting").stdout
+    assert re.search(r"shorting_enabled\s+True", shown) and re.search(r"max_margin_multiplier\s+2", shown), shown
+    assert "filled: SELL 3 AAPL" in run("order", "alice", "sell", "AAPL", "3").stdout  # flat: a short sale
+    account = run("account", "show", "alice").stdout
+    assert "-3" in account and "buying power" in account and "maintenance shortfall" in account
     assert ledger_problems(db_url) == []

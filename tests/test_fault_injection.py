@@ -128,6 +128,15 @@ def _quote_after_the_close(broker: PaperBroker, tag: str) -> object:
     return broker.set_quote("AAPL", bid=150.0, ask=150.10)
 
 
+def _short_book(broker: PaperBroker) -> None:
+    """A Reg T margin account, 30 AAPL short; resting: a short limit sell adding 10 and a buy stop covering 10."""
+    broker.configure(max_margin_multiplier=2, shorting_enabled=True)
+    _quote(broker)
+    broker.submit_order("AAPL", "SELL", 30)
+    broker.submit_order("AAPL", "SELL", 10, "limit", 151.0)
+    broker.submit_order("AAPL", "BUY", 10, "stop", stop_price=152.0)
+
+
 SCENARIOS = [
     Scenario("open a new account", lambda broker: None, _open_account),
     Scenario("market buy", _quote, _submit("AAPL", "BUY", 10)),
@@ -149,6 +158,7 @@ SCENARIOS = [
     Scenario("quote after the close expires a day order", _resting_day_order, _quote_after_the_close),
     Scenario("cancel all orders", _stops_and_limits_resting, lambda broker, tag: broker.cancel_all_orders()),
     Scenario("close a position held by no order", _holding, lambda broker, tag: broker.close_position("AAPL", qty=15)),
+    Scenario("quote fills a short sale and a buy stop that covers", _short_book, _quote_at(151.5, 152.2)),
 ]
 
 

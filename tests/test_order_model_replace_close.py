@@ -215,21 +215,6 @@ def test_close_all_positions_leaves_open_orders_alone_by_default(long_broker):
     assert long_broker.get_positions() == {}
 
 
-# -- settings refused in this version --------------------------------------------------------------------------
-@pytest.mark.parametrize("setting", [{"shorting_enabled": True}, {"max_margin_multiplier": 2}])
-def test_shorting_and_margin_are_refused_and_change_no_setting(broker, setting):
-    before = broker.settings()
-
-    with pytest.raises((LedgerError, ValueError)) as refused:
-        broker.configure(**setting)
-
-    assert str(refused.value)
-    assert broker.settings() == before == {
-        "shorting_enabled": False, "max_margin_multiplier": 1.0, "fill_model": "full", "calendar": "XNYS",
-        "equity_mark_interval_s": 60,
-    }
-
-
 def test_selling_more_than_held_is_still_rejected(long_broker):
     with pytest.raises(OrderRejectedError):
         long_broker.submit_order("AAPL", "SELL", 11)

@@ -71,19 +71,41 @@ def test_cancel_all_orders_answers_207_per_order(service: Server):
     assert [(r.id, r.status) for r in results if r.id == resting.id] == [(resting.id, 200)]
 
 
-def test_account_configuration_maps_onto_the_account_settings(service: Server):
+def test_account_configuration_maps_onto_the_account_settings_and_a_margin_account_sells_short(service: Server):
     from alpaca.common.exceptions import APIError
 
     client = service.trading("bob")
     current = client.get_account_configurations()
-    assert (current.no_shorting, current.max_margin_multiplier) == (True, "1")  # long-only cash account
+    assert (current.no_shorting, current.max_margin_multiplier) == (True, "1")  # a cash account
     configured = client.set_account_configurations(current.model_copy(update={"no_shorting": True}))
     assert configured.no_shorting is True
-    # This version of the ledger refuses shorts and margin, with Alpaca's error shape, and changes nothing.
+    # A cash account cannot sell short: refused with Alpaca's error shape, nothing changed.
     with pytest.raises(APIError) as refused:
         client.set_account_configurations(current.model_copy(update={"no_shorting": False}))
-    assert refused.value.status_code == 422 and "short selling is not supported" in refused.value.message
+    assert refused.value.status_code == 422 and "short selling needs a margin account" in refused.value.message
     assert client.get_account_configurations().no_shorting is True
+
+    margin = client.set_account_configurations(
+        current.model_copy(update={"no_shorting": False, "max_margin_multiplier": "2"}))
+    assert (margin.no_shorting, margin.max_margin_multiplier) == (False, "2")
+    service.set_quotes("bob", {"symbol": "SHRT", "bid": "20", "ask": "20"})
+    sale = client.submit_order(MarketOrderRequest(symbol="SHRT", qty=100, side=OrderSide.SELL,
+                                                  time_in_force=TimeInForce.GTC))
+    assert sale.status == OrderStatus.FILLED
+    position = client.get_open_position("SHRT")
+    assert (position.side, position.qty, position.market_value, position.cost_basis) == ("short", "-100", "-2000", "-2000")
+    account = client.get_account()
+    # 10,000 cash + 2,000 proceeds; equity 10,000; buying power 2 x 10,000 - 2,000.
+    assert (account.cash, account.equity, account.short_market_value) == ("12000", "10000", "-2000")
+    assert (account.buying_power, account.multiplier, account.shorting_enabled) == ("18000", "2", True)
+    assert (account.initial_margin, account.maintenance_margin) == ("1000", "600")
+    with pytest.raises(APIError) as reversing:  # a buy may cover the short, not turn it into a long
+        client.submit_order(MarketOrderRequest(symbol="SHRT", qty=150, side=OrderSide.BUY,
+                                               time_in_force=TimeInForce.GTC))
+    assert "cannot also open a long" in reversing.value.message
+    covered = client.close_position("SHRT")
+    assert (covered.side, covered.qty) == (OrderSide.BUY, "100")
+    client.set_account_configurations(current.model_copy(update={"no_shorting": True, "max_margin_multiplier": "1"}))
 
 
 def test_portfolio_history_comes_from_the_equity_marks(service: Server):

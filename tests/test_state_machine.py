@@ -475,6 +475,7 @@ class OrderBook:
     quotes: dict[str, BookQuote] = field(default_factory=dict)
     orders: dict[str, BookOrder] = field(default_factory=dict)  # every order, in submission order
     fills: int = 0
+    margin: bool = False  # a Reg T margin account (multiplier 2) with shorting, else a cash account
 
     def position(self, symbol: str) -> ModelPosition:
         return self.positions.setdefault(symbol, ModelPosition())
@@ -485,6 +486,16 @@ class OrderBook:
 
     def open_orders(self, symbol: str | None = None) -> list[BookOrder]:
         return [o for o in self.orders.values() if o.status in OPEN and symbol in (None, o.symbol)]
+
+    def buying_power(self) -> Decimal:
+        """2 x equity - (long value + |short value|) - reserved; positions at their quote's mid, else at cost."""
+        values = [
+            p.cost_basis if (q := self.quotes.get(symbol)) is None else p.qty * (q.bid + q.ask) / 2
+            for symbol, p in self.positions.items() if p.qty
+        ]
+        long_value = q6(sum((v for v in values if v > 0), Decimal(0)))
+        short_value = q6(sum((v for v in values if v <= 0), Decimal(0)))
+        return q6(2 * (self.cash + long_value + short_value) - (long_value - short_value) - self.reserved_cash)
 
     # -- pricing --------------------------------------------------------------------------------------------
     @staticmethod
@@ -506,6 +517,14 @@ class OrderBook:
             return order.limit
         base = order.stop if order.stop is not None else quote.ask  # type: ignore[union-attr]
         return self.slipped("BUY", base, order.slippage_bps)
+
+    def reservation(self, order: BookOrder, quote: BookQuote | None, qty: Decimal) -> Decimal:
+        """What ``qty`` of an opening order holds while it rests: a buy's cost at its reservation price, a short
+        sale's value at the highest of its limit, its stop and the ask (fee included)."""
+        if order.side == "BUY":
+            return self.cost(qty, self.reservation_price(order, quote), order.fee_bps)
+        prices = [p for p in (order.limit, order.stop, None if quote is None else quote.ask) if p is not None]
+        return self.cost(qty, max(prices), order.fee_bps)
 
     def displayed(self, quote: BookQuote, side: str, wanted: Decimal) -> Decimal:
         left = quote.left[side]
@@ -534,21 +553,34 @@ class OrderBook:
         release_qty = min(order.reserved_qty, qty)
         price = self.fill_price(order, quote)
         position = self.position(order.symbol)
-        if order.side == "BUY" and self.cost(qty, price, order.fee_bps) > self.available_cash + release_cash:
-            return self.close(order, "canceled")
-        if order.side == "SELL" and qty > position.qty - position.reserved_qty + release_qty:
-            return self.close(order, "canceled")
+        if not self.margin:
+            if order.side == "BUY" and self.cost(qty, price, order.fee_bps) > self.available_cash + release_cash:
+                return self.close(order, "canceled")
+            if order.side == "SELL" and qty > position.qty - position.reserved_qty + release_qty:
+                return self.close(order, "canceled")
         notional, fee = Model.notional_and_fee(qty, price, order.fee_bps)
-        if order.side == "BUY":
+        signed = qty if order.side == "BUY" else -qty
+        if position.qty and (position.qty > 0) != (signed > 0):  # closes (part of) the position
+            if qty > abs(position.qty):
+                return self.close(order, "canceled")  # never reverses it
+            share = (position.cost_basis if qty == abs(position.qty)
+                     else q6(position.cost_basis * qty / abs(position.qty)))
+            if order.side == "BUY":
+                self.cash -= notional + fee
+                position.realized_pnl += -share - (notional + fee)
+            else:
+                self.cash += notional - fee
+                position.realized_pnl += notional - fee - share
+            position.cost_basis -= share
+        elif order.side == "BUY":
             self.cash -= notional + fee
-            position.qty += qty
             position.cost_basis += notional + fee
-        else:
-            cost_share = position.cost_basis if qty == position.qty else q6(position.cost_basis * qty / position.qty)
+        else:  # a short sale
             self.cash += notional - fee
-            position.realized_pnl += notional - fee - cost_share
-            position.qty -= qty
-            position.cost_basis -= cost_share
+            position.cost_basis -= notional - fee
+        position.qty += signed
+        if position.qty < 0:
+            OrderModelMachine.short_fills += 1
         self.reserved_cash -= release_cash
         order.reserved_cash -= release_cash
         position.reserved_qty -= release_qty
@@ -586,7 +618,9 @@ class OrderBook:
             return
         rests = Decimal(0) if order.tif == "ioc" else order.qty - fill_qty
         position = self.position(order.symbol)
-        if order.side == "BUY":
+        if self.margin:
+            self.check_margin(order, quote, fill_qty, rests)
+        elif order.side == "BUY":
             needed = Decimal(0)
             if fill_qty:
                 needed += self.cost(fill_qty, self.fill_price(order, quote), order.fee_bps)  # type: ignore[arg-type]
@@ -600,14 +634,38 @@ class OrderBook:
         if fill_qty:
             self.fill(order, quote, fill_qty)  # type: ignore[arg-type]
         if rests and order.status in OPEN:
-            if order.side == "BUY":
-                order.reserved_cash = self.cost(rests, self.reservation_price(order, quote), order.fee_bps)
+            if position.qty >= 0 if order.side == "BUY" else position.qty <= 0:  # opens or adds
+                order.reserved_cash = self.reservation(order, quote, rests)
                 self.reserved_cash += order.reserved_cash
-            else:
+            elif order.side == "SELL":
                 order.reserved_qty = rests
                 position.reserved_qty += rests
         if order.tif == "ioc" and order.status in OPEN:
             self.close(order, "canceled")
+
+    def check_margin(self, order: BookOrder, quote: BookQuote | None, fill_qty: Decimal, rests: Decimal) -> None:
+        """A margin account's verdict: a sell closes a long, a buy covers a short, neither reverses it; an order
+        that opens needs buying power, and a flat position cannot open both ways at once."""
+        position, qty = self.position(order.symbol), fill_qty + rests
+        held = position.qty
+        if order.side == "SELL" and held > 0:
+            if qty > held - position.reserved_qty:
+                raise Rejected(OrderRejectedError)
+            return
+        if order.side == "BUY" and held < 0:
+            covering = sum((o.remaining for o in self.open_orders(order.symbol) if o.side == "BUY"), Decimal(0))
+            if qty > -held - covering:
+                raise Rejected(OrderRejectedError)
+            return
+        if held == 0 and any(o.side != order.side for o in self.open_orders(order.symbol)):
+            raise Rejected(OrderRejectedError)
+        needed = Decimal(0)
+        if fill_qty:
+            needed += self.cost(fill_qty, self.fill_price(order, quote), order.fee_bps)  # type: ignore[arg-type]
+        if rests:
+            needed += self.reservation(order, quote, rests)
+        if needed > self.buying_power():
+            raise Rejected(InsufficientFundsError)
 
     def work(self, symbol: str) -> None:
         """A new quote moves trailing stops, triggers stops and fills marketable orders, oldest first."""
@@ -638,10 +696,12 @@ clock_jumps = st.one_of(
 
 
 class OrderModelMachine(RuleBasedStateMachine):
-    """One long-only account trading every order type, against ``OrderBook``."""
+    """One account (a cash account, or a Reg T margin account that sells short) trading every order type,
+    against ``OrderBook``."""
 
     db_url: str = ""
     examples_run = 0
+    short_fills = 0  # fills that left a short position (reported, to show the machine explores shorts)
 
     def __init__(self) -> None:
         super().__init__()
@@ -650,11 +710,13 @@ class OrderModelMachine(RuleBasedStateMachine):
         self.account = "om-" + uuid.uuid4().hex[:16]
         self.broker: PaperBroker | None = None
 
-    @initialize(fill_model=st.sampled_from(["full", "displayed_size"]))
-    def open_account(self, fill_model: str) -> None:
-        self.book = OrderBook(fill_model, Decimal(5), Decimal(1))
+    @initialize(fill_model=st.sampled_from(["full", "displayed_size"]), margin=st.sampled_from([False, True, True]))
+    def open_account(self, fill_model: str, margin: bool) -> None:
+        self.book = OrderBook(fill_model, Decimal(5), Decimal(1), margin=margin)
         self.broker = self._open(initial_cash=INITIAL_CASH, slippage_bps=Decimal(5), fee_bps=Decimal(1))
         self.broker.configure(fill_model=fill_model)
+        if margin:
+            self.broker.configure(max_margin_multiplier=2, shorting_enabled=True)
 
     def _open(self, **settings_: object) -> PaperBroker:
         return PaperBroker(db_url=self.db_url, account=self.account, clock=self.clock, **settings_)  # type: ignore[arg-type]
@@ -729,6 +791,14 @@ class OrderModelMachine(RuleBasedStateMachine):
             params[key] = trail[1]
         self._submit_expected(order, lambda: self.broker.submit_order(symbol, side, qty, kind, **params), now)
 
+    @precondition(lambda self: self.book.margin)
+    @rule(symbol=st.sampled_from(SYMBOLS), qty=quantities)
+    def sell_short(self, symbol: str, qty: Decimal) -> None:
+        """A market sell on the margin account: a short sale when flat or short (shorts are otherwise rare)."""
+        now = self._tick()
+        order = BookOrder("?", symbol, "SELL", "market", "gtc", qty, self.book.slippage_bps, self.book.fee_bps)
+        self._submit_expected(order, lambda: self.broker.submit_order(symbol, "SELL", qty), now)
+
     def _pick(self, pick: int, open_only: bool) -> BookOrder | None:
         orders = self.book.open_orders() if open_only else list(self.book.orders.values())
         return orders[pick % len(orders)] if orders else None
@@ -801,16 +871,17 @@ class OrderModelMachine(RuleBasedStateMachine):
         now = self._tick()
         held = self.book.position(symbol).qty
         kwargs: dict[str, object] = {}
-        size = held
+        size = abs(held)
         if how is not None and how[0] == "percentage":
             kwargs["percentage"] = Decimal(how[1])  # type: ignore[arg-type]
-            size = (held * Decimal(how[1]) / 100).quantize(UNIT, rounding="ROUND_DOWN")  # type: ignore[arg-type]
+            size = (abs(held) * Decimal(how[1]) / 100).quantize(UNIT, rounding="ROUND_DOWN")  # type: ignore[arg-type]
         elif how is not None:
             kwargs["qty"] = size = how[1]  # type: ignore[assignment]
         call = lambda: self.broker.close_position(symbol, **kwargs)  # noqa: E731
         if held == 0:
             return self._refused(PositionNotFoundError, call)
-        order = BookOrder("?", symbol, "SELL", "market", "gtc", size, self.book.slippage_bps, self.book.fee_bps)
+        side = "SELL" if held > 0 else "BUY"
+        order = BookOrder("?", symbol, side, "market", "gtc", size, self.book.slippage_bps, self.book.fee_bps)
         if size <= 0:
             with pytest.raises(OrderRejectedError):
                 call()
@@ -829,9 +900,10 @@ class OrderModelMachine(RuleBasedStateMachine):
         self.book.expire_due(now)
         assert [order["order_id"] for order in self.broker.expire_orders()] == due
 
+    @precondition(lambda self: not self.book.margin)
     @rule()
     def shorting_is_refused(self) -> None:
-        with pytest.raises(Exception, match="short"):
+        with pytest.raises(Exception, match="short selling needs a margin account"):
             self.broker.configure(shorting_enabled=True)
 
     @rule(resume_run=st.booleans(), slippage_bps=costs_bps, fee_bps=costs_bps)
@@ -876,12 +948,14 @@ class OrderModelMachine(RuleBasedStateMachine):
                 average = q6(sum((q * p for q, p in order.fills), Decimal(0)) / order.filled)
                 assert dec(row["filled_avg_price"]) == average
         assert len(broker.get_fills()) == book.fills
+        if book.margin:
+            assert dec(account["buying_power"]) == book.buying_power()
         assert broker.verify() == []
 
 
 def test_order_model_call_sequences_match_the_reference_book(db_url: str) -> None:
     OrderModelMachine.db_url = db_url
-    OrderModelMachine.examples_run = 0
+    OrderModelMachine.examples_run = OrderModelMachine.short_fills = 0
     run_state_machine_as_test(
         OrderModelMachine,
         settings=settings(
@@ -893,7 +967,8 @@ def test_order_model_call_sequences_match_the_reference_book(db_url: str) -> Non
         ),
     )
     assert OrderModelMachine.examples_run >= ORDER_MODEL_EXAMPLES
-    print(f"\n[order model machine] {OrderModelMachine.examples_run} examples of up to {ORDER_MODEL_STEPS} steps")
+    print(f"\n[order model machine] {OrderModelMachine.examples_run} examples of up to {ORDER_MODEL_STEPS} steps, "
+          f"{OrderModelMachine.short_fills} fills leaving a short position")
 
 
 def test_a_quotes_displayed_size_is_taken_once_across_transactions(db_url: str) -> None:

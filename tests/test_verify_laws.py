@@ -3,7 +3,7 @@ real ledger), and named in verify()'s answer."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -88,6 +88,20 @@ def test_position_missing_for_fills_is_caught_by_the_position_quantity_law(ledge
 def test_position_laws(ledger, law_start, column):
     damage(ledger.db_url, update(positions).values({column: positions.c[column] + 1}))
     assert_named(ledger, law(law_start))
+
+
+def test_position_cost_basis_sign_law(ledger):
+    damage(ledger.db_url, update(positions).where(positions.c.qty_e6 > 0).values(cost_basis_e6=-positions.c.cost_basis_e6))
+    assert_named(ledger, law("position's cost basis"))
+
+
+def test_short_position_on_a_cash_account_law(ledger):
+    with get_engine(ledger.db_url).begin() as conn:
+        account_id, epoch = conn.execute(select(positions.c.account_id, positions.c.epoch)).first()
+        conn.execute(positions.insert().values(
+            account_id=account_id, epoch=epoch, symbol="SHORTED", qty_e6=-1, reserved_qty_e6=0, cost_basis_e6=-150,
+            realized_pnl_e6=0, updated_at=datetime(2024, 1, 2, tzinfo=UTC)))
+    assert_named(ledger, law("short position on a cash account"))
 
 
 def test_fill_belongs_to_a_matching_order_law(ledger):
@@ -183,7 +197,8 @@ def test_every_law_has_a_test_here():
         "fill does not match its order", "order's filled quantity", "order's status disagrees",
         "fill's cash movement", "order's event history", "fill was priced from a quote stamped after",
         "run ends before it started", "order's status lacks its time", "fill is later than its order's end",
-        "replaced order has no successor", "order's average fill price",
+        "replaced order has no successor", "order's average fill price", "position's cost basis",
+        "short position on a cash account",
     }
     assert {next(t for t in tested if text.startswith(t)) for text, _ in _LAWS} == tested
     assert len(_LAWS) == len(tested)

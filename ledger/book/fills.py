@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from ledger.book.pricing import FillPrice, execution_price, price_fill
 from ledger.book.store import AccountState, PositionState, QuoteSnapshot, Store
 from ledger.constants import SIDE_BUY
-from ledger.money import bounded, round_amount
+from ledger.money import AmountLimitError, bounded, plain, round_amount
 
 
 class FillableOrder(NamedTuple):
@@ -37,27 +37,47 @@ class FillEffect(NamedTuple):
 
     cash_delta: Decimal
     realized_pnl: Decimal
-    cost_share: Decimal  # sells: the cost basis of the shares sold
+    basis_delta: Decimal  # added to the position's (signed) cost basis
+
+
+class PositionReversalError(AmountLimitError):
+    """A fill would take a position through zero (long to short or back): orders never reverse a position."""
 
 
 def fill_effect(account: AccountState, position: PositionState, order: FillableOrder, priced: FillPrice) -> FillEffect:
-    """The fill's effect; AmountLimitError when cash, the position's quantity, value at the fill price, cost
-    basis or realized P&L would reach the ledger's 10^12 bound (so no stored amount can overflow BIGINT)."""
+    """The fill's effect on cash, the cost basis and realized P&L.
+
+    Positions are signed (a short is a negative quantity) and so is the cost basis: a long's is what it cost,
+    buy fees included; a short's is minus what its sales brought in, net of fees. A fill that reduces a position
+    realizes P&L on the share of the cost basis it closes: a sell, its proceeds minus that share; a buy to
+    cover, minus that share (the proceeds the short brought in) minus what the buy cost. A fill never reverses
+    a position (PositionReversalError); AmountLimitError when cash, the position's quantity, value at the fill
+    price, cost basis or realized P&L would reach the ledger's 10^12 bound (so no stored amount can overflow
+    BIGINT)."""
+    held, qty = position.qty, order.qty
+    signed = qty if order.side == SIDE_BUY else -qty
+    if held != 0 and (held > 0) != (signed > 0):  # reduces the position: closes part or all of it
+        if qty > abs(held):
+            raise PositionReversalError(
+                f"the fill of {plain(qty)} would reverse the position of {plain(held)}; an order may only close it")
+        share = position.cost_basis if qty == abs(held) else round_amount(position.cost_basis * qty / abs(held))
+        if order.side == SIDE_BUY:
+            cash_delta, realized = -priced.buy_cost, -share - priced.buy_cost
+        else:
+            cash_delta, realized = priced.sell_proceeds, priced.sell_proceeds - share
+        bounded(account.cash + cash_delta, "cash after the fill")
+        bounded(realized, "the realized P&L")
+        bounded(position.realized_pnl + realized, "the position's realized P&L")
+        return FillEffect(cash_delta, realized, -share)
+    # Opens or adds to a position (long with a buy, short with a sell).
+    after = bounded(abs(held + signed), "the position's quantity")
+    bounded(after * priced.price, "the position's value at the fill price")
     if order.side == SIDE_BUY:
-        qty = bounded(position.qty + order.qty, "the position's quantity")
-        bounded(qty * priced.price, "the position's value at the fill price")
         bounded(position.cost_basis + priced.buy_cost, "the position's cost basis")
-        return FillEffect(-priced.buy_cost, Decimal(0), Decimal(0))
-    cost_share = (
-        position.cost_basis
-        if order.qty == position.qty
-        else round_amount(position.cost_basis * order.qty / position.qty)
-    )
-    realized = priced.sell_proceeds - cost_share
+        return FillEffect(-priced.buy_cost, Decimal(0), priced.buy_cost)
     bounded(account.cash + priced.sell_proceeds, "cash after the fill")
-    bounded(realized, "the realized P&L")
-    bounded(position.realized_pnl + realized, "the position's realized P&L")
-    return FillEffect(priced.sell_proceeds, realized, cost_share)
+    bounded(position.cost_basis - priced.sell_proceeds, "the position's cost basis")
+    return FillEffect(priced.sell_proceeds, Decimal(0), -priced.sell_proceeds)
 
 
 def apply_fill(
@@ -73,20 +93,16 @@ def apply_fill(
 ) -> dict[str, Any]:
     """Queue the fill, its cash movement and the position change; update ``account`` and ``position`` in place.
 
-    The caller has checked that the account can afford a buy and holds the shares for a sell, and records the
+    The caller has checked that the account can take the order (see ``ledger.book.orders``) and records the
     order's status; the store saves ``account`` and ``position`` once per transaction (see ``Store.flush``).
-    Cost basis includes buy fees; realized P&L of a sell is proceeds net of fee minus the cost basis share sold.
+    ``effect`` is ``fill_effect``'s: how cash, the cost basis and realized P&L move.
     Returns the fill with the order's public id as ``order_id`` and the fill's key as ``fill_id``.
     """
     cash_delta, realized = effect.cash_delta, effect.realized_pnl
-    if order.side == SIDE_BUY:
-        position.qty += order.qty
-        position.cost_basis += priced.buy_cost
-    else:
-        position.qty -= order.qty
-        position.reserved_qty -= order.reserved_qty
-        position.cost_basis -= effect.cost_share
-        position.realized_pnl += realized
+    position.qty += order.qty if order.side == SIDE_BUY else -order.qty
+    position.reserved_qty -= order.reserved_qty
+    position.cost_basis += effect.basis_delta
+    position.realized_pnl += realized
     store.touch_position(position)
     account.cash += cash_delta
     account.reserved_cash -= order.reserved_cash

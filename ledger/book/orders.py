@@ -15,6 +15,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from ledger.book.fills import FillableOrder, apply_fill, fill_effect
+from ledger.book.margin import is_margin_account, margin_figures, position_value
 from ledger.book.marks import MARK_FILL, mark_equity
 from ledger.book.matching import (
     Liquidity,
@@ -274,7 +275,7 @@ def _place_new(
         if request.time_in_force == TIF_IOC and not fill_now:
             return _cancel_at_once(store, values, now, trigger, "ioc: nothing could fill at once")
         rests = values["qty_e6"] - fill_qty if request.time_in_force != TIF_IOC else ZERO
-        error = _affordability_error(account, position, values, quote, fill_qty if fill_now else ZERO, rests)
+        error = _affordability_error(store, account, position, values, quote, fill_qty if fill_now else ZERO, rests, now)
         if error is None and fill_now:
             assert quote is not None
             _check_fill_bounds(account, position, values, quote, fill_qty)
@@ -354,46 +355,129 @@ def _reference_price(order: dict[str, Any], quote: QuoteSnapshot | None) -> Deci
     return slipped_price(SIDE_BUY, base, base, order["slippage_bps_e6"])
 
 
+def _short_reference_price(order: dict[str, Any], quote: QuoteSnapshot | None) -> Decimal:
+    """The price a resting short sale holds buying power at: the highest of its limit, its stop and the ask."""
+    prices = (order["limit_price_e6"], order["stop_price_e6"], None if quote is None else quote.ask)
+    return max(price for price in prices if price is not None)
+
+
+def _opening(side: str, held: Decimal) -> bool:
+    """Whether an order on ``side`` opens or adds to the position ``held`` (a buy when flat or long, a sell when
+    flat or short), rather than closing part of it. Orders never reverse a position, so this holds for an order's
+    whole life."""
+    return held >= 0 if side == SIDE_BUY else held <= 0
+
+
 def _affordability_error(
-    account: AccountState, position: PositionState, order: dict[str, Any], quote: QuoteSnapshot | None,
-    fill_qty: Decimal, rest_qty: Decimal,
+    store: Store, account: AccountState, position: PositionState, order: dict[str, Any], quote: QuoteSnapshot | None,
+    fill_qty: Decimal, rest_qty: Decimal, now: datetime,
 ) -> OrderRejectedError | None:
     """Can the account take the order: cash for what fills now plus the reservation of what rests (buys), or
-    the shares (sells, no shorting)? Computed before anything is written."""
+    the shares (sells)? On a margin account, buying power instead of cash, and short sales (see
+    ``ledger.book.margin``). Computed before anything is written."""
+    if is_margin_account(account.max_margin_multiplier):
+        return _margin_error(store, account, position, order, quote, fill_qty, rest_qty, now)
     symbol = order["symbol"]
     if order["side"] == SIDE_BUY:
-        needed = ZERO
-        if fill_qty > 0:
-            assert quote is not None
-            price = execution_price(SIDE_BUY, quote.bid, quote.ask, order["slippage_bps_e6"], order["limit_price_e6"])
-            needed += price_fill(fill_qty, price, order["fee_bps_e6"]).buy_cost
-        if rest_qty > 0:
-            needed += price_fill(rest_qty, _reference_price(order, quote), order["fee_bps_e6"]).buy_cost
+        needed = _opening_value(order, quote, fill_qty, rest_qty)
         if needed > account.available_cash:
             return InsufficientFundsError(
                 symbol, f"Insufficient cash: need ${needed:,.2f}, have ${account.available_cash:,.2f} available"
             )
         return None
-    qty = fill_qty + rest_qty
-    if qty > position.available_qty:
+    return _shares_error(order, position, fill_qty + rest_qty, "")
+
+
+def _shares_error(order: dict[str, Any], position: PositionState, qty: Decimal, note: str) -> OrderRejectedError | None:
+    if qty <= position.available_qty:
+        return None
+    return OrderRejectedError(
+        order["symbol"],
+        f"Insufficient shares: need {plain(qty)}, have {plain(max(position.available_qty, ZERO))}"
+        + (f" ({plain(position.reserved_qty)} reserved by open sells)" if position.reserved_qty else "")
+        + note,
+    )
+
+
+def _opening_value(order: dict[str, Any], quote: QuoteSnapshot | None, fill_qty: Decimal, rest_qty: Decimal) -> Decimal:
+    """What an opening order needs: its fill now at the execution price plus its rest at its reference price,
+    fees included (a buy's cost; a short sale's value)."""
+    side = order["side"]
+    needed = ZERO
+    if fill_qty > 0:
+        assert quote is not None
+        price = execution_price(side, quote.bid, quote.ask, order["slippage_bps_e6"], order["limit_price_e6"])
+        priced = price_fill(fill_qty, price, order["fee_bps_e6"])
+        needed += priced.buy_cost if side == SIDE_BUY else priced.notional + priced.fee
+    if rest_qty > 0:
+        needed += _rest_reservation(order, quote, rest_qty)
+    return needed
+
+
+def _rest_reservation(order: dict[str, Any], quote: QuoteSnapshot | None, qty: Decimal) -> Decimal:
+    """The cash (or buying power) ``qty`` of an opening order holds while it rests."""
+    if order["side"] == SIDE_BUY:
+        return price_fill(qty, _reference_price(order, quote), order["fee_bps_e6"]).buy_cost
+    priced = price_fill(qty, _short_reference_price(order, quote), order["fee_bps_e6"])
+    return priced.notional + priced.fee
+
+
+def _margin_error(
+    store: Store, account: AccountState, position: PositionState, order: dict[str, Any], quote: QuoteSnapshot | None,
+    fill_qty: Decimal, rest_qty: Decimal, now: datetime,
+) -> OrderRejectedError | None:
+    """A margin account's checks (rules in ``ledger.book.margin`` and README "Short selling and margin")."""
+    symbol, side, held, qty = order["symbol"], order["side"], position.qty, fill_qty + rest_qty
+    if not _opening(side, held):
+        if side == SIDE_SELL:
+            return _shares_error(order, position, qty, "; a sell closes a long position, it cannot also open a short")
+        store.flush(now)
+        covering = sum((remaining_qty(o) for o in store.open_orders(account, symbol) if o["side"] == SIDE_BUY), ZERO)
+        if qty > -held - covering:
+            return OrderRejectedError(
+                symbol,
+                f"Insufficient short position to cover: need {plain(qty)}, short {plain(-held)}"
+                + (f" ({plain(covering)} held by open buys)" if covering else "")
+                + "; a buy covers a short position, it cannot also open a long",
+            )
+        return None
+    if side == SIDE_SELL and not account.shorting_enabled:
+        return _shares_error(order, position, qty, " (short selling is disabled on this account)")
+    store.flush(now)
+    if held == 0 and any(o["side"] != side for o in store.open_orders(account, symbol)):
+        opposite = "buy" if side == SIDE_SELL else "sell"
         return OrderRejectedError(
             symbol,
-            f"Insufficient shares: need {plain(qty)}, have {plain(position.available_qty)}"
-            + (f" ({plain(position.reserved_qty)} reserved by open sells)" if position.reserved_qty else ""),
+            f"cannot open a {'short' if side == SIDE_SELL else 'long'} position in {symbol} while a {opposite} "
+            "order for it is open (cancel it first)",
+        )
+    needed = _opening_value(order, quote, fill_qty, rest_qty)
+    power = buying_power(store, account, now)
+    if needed > power:
+        return InsufficientFundsError(
+            symbol, f"Insufficient buying power: need ${needed:,.2f}, have ${max(power, ZERO):,.2f}"
         )
     return None
+
+
+def buying_power(store: Store, account: AccountState, now: datetime) -> Decimal:
+    """The account's buying power as this transaction now stands (see ``ledger.book.margin``)."""
+    store.flush(now)
+    values = (position_value(qty, cost, mid) for _, qty, cost, mid in store.position_marks(account))
+    return margin_figures(account.cash, account.reserved_cash, account.max_margin_multiplier, values).buying_power
 
 
 def _reserve(
     account: AccountState, position: PositionState, order: dict[str, Any], quote: QuoteSnapshot | None,
     qty: Decimal, store: Store,
 ) -> None:
-    """Hold what ``qty`` of the order needs while it rests: cash (buys) or shares (sells)."""
-    if order["side"] == SIDE_BUY:
-        reserve = price_fill(qty, _reference_price(order, quote), order["fee_bps_e6"]).buy_cost
+    """Hold what ``qty`` of the order needs while it rests: cash or buying power (orders that open or add to a
+    position), shares (sells of a long). A buy to cover holds nothing."""
+    if _opening(order["side"], position.qty):
+        reserve = _rest_reservation(order, quote, qty)
         order["reserved_cash_e6"] += reserve
         account.reserved_cash += reserve
-    else:
+    elif order["side"] == SIDE_SELL:
         order["reserved_qty_e6"] += qty
         position.reserved_qty += qty
         store.touch_position(position)
@@ -438,12 +522,13 @@ def execute_fill(
     price = execution_price(order["side"], quote.bid, quote.ask, order["slippage_bps_e6"], fillable.limit_price)
     try:
         priced = price_fill(qty, price, order["fee_bps_e6"])
-        if order["side"] == SIDE_BUY and priced.buy_cost > account.available_cash + release_cash:
+        cash_account = not is_margin_account(account.max_margin_multiplier)
+        if cash_account and order["side"] == SIDE_BUY and priced.buy_cost > account.available_cash + release_cash:
             close_open_order(store, account, order, STATUS_CANCELED, now,
                              f"canceled instead of filled: insufficient cash (need ${priced.buy_cost:,.2f}, "
                              f"have ${account.available_cash + release_cash:,.2f})")
             return None
-        if order["side"] == SIDE_SELL and qty > position.available_qty + release_qty:
+        if cash_account and order["side"] == SIDE_SELL and qty > position.available_qty + release_qty:
             close_open_order(store, account, order, STATUS_CANCELED, now,
                              f"canceled instead of filled: insufficient shares (need {plain(qty)})")
             return None

@@ -6,8 +6,11 @@
   that trade around the clock.
 - ``equity_mark_interval_s``: the least broker time between two equity marks written by quote updates (fills
   and replay bars always mark).
-- ``shorting_enabled`` and ``max_margin_multiplier``: stored, but this version trades long-only cash accounts:
-  enabling shorts or a multiplier above 1 is refused with a clear message until the margin rules are built.
+- ``max_margin_multiplier``: 1 is a cash account; above 1 (up to 4; 2 is Reg T) a margin account whose buying
+  power and maintenance follow ``ledger.book.margin``.
+- ``shorting_enabled``: lets a margin account sell short. A cash account cannot (refused with the reason), and an
+  account with short positions, a margin loan (cash below zero) or reservations beyond its cash cannot become a
+  cash account again until they are closed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ledger.book.margin import is_margin_account
 from ledger.book.orders import TradingContext, open_account_for_write
 from ledger.book.store import AccountState, Store
 from ledger.calendars import validate_calendar
@@ -26,7 +30,8 @@ from ledger.money import AmountError, exact, plain, to_decimal
 
 
 class SettingsNotSupportedError(LedgerError):
-    """A setting this version of the ledger cannot honour (shorts, margin)."""
+    """A combination of settings the account cannot take (short selling on a cash account, or back to a cash
+    account while it holds shorts or a margin loan)."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,6 @@ def validate_settings(
     """Check each given setting; ValueError (or SettingsNotSupportedError) says which and why."""
     if shorting_enabled is not None and not isinstance(shorting_enabled, bool):
         raise ValueError(f"shorting_enabled must be true or false, got {shorting_enabled!r}"[:120])
-    if shorting_enabled:
-        raise SettingsNotSupportedError(
-            "short selling is not supported by this version of paper-ledger (accounts are long-only): "
-            "shorting_enabled stays false"
-        )
     multiplier = None
     if max_margin_multiplier is not None:
         try:
@@ -64,11 +64,6 @@ def validate_settings(
             raise ValueError(str(exc)) from exc
         if not 1 <= multiplier <= 4:
             raise ValueError(f"max_margin_multiplier must be between 1 and 4, got {plain(max_margin_multiplier)}")
-        if multiplier != 1:
-            raise SettingsNotSupportedError(
-                "margin is not supported by this version of paper-ledger (cash accounts only): "
-                "max_margin_multiplier stays 1"
-            )
     if fill_model is not None and fill_model not in FILL_MODELS:
         raise ValueError(f"fill_model must be one of {', '.join(FILL_MODELS)}, got {fill_model!r}"[:120])
     clean_calendar = None if calendar is None else validate_calendar(calendar)
@@ -81,6 +76,22 @@ def validate_settings(
 def configure_account(store: Store, ctx: TradingContext, change: SettingsChange, now: datetime) -> AccountState:
     """Apply ``change`` to the account's settings (one transaction); returns the account as it now stands."""
     account = open_account_for_write(store, ctx, now)
+    shorting = account.shorting_enabled if change.shorting_enabled is None else change.shorting_enabled
+    multiplier = account.max_margin_multiplier if change.max_margin_multiplier is None else change.max_margin_multiplier
+    if shorting and not is_margin_account(multiplier):
+        raise SettingsNotSupportedError(
+            "short selling needs a margin account: set max_margin_multiplier above 1 (2 is Reg T) with shorting"
+        )
+    if not is_margin_account(multiplier) and is_margin_account(account.max_margin_multiplier):
+        shorts = [symbol for symbol, qty, _, _ in store.position_marks(account) if qty < 0]
+        if shorts or account.cash < 0 or account.reserved_cash > account.cash:
+            raise SettingsNotSupportedError(
+                "the account cannot become a cash account while it "
+                + ("holds short positions (" + ", ".join(shorts[:5]) + ")" if shorts
+                   else "has a margin loan (cash below zero)" if account.cash < 0
+                   else "has open orders holding more than its cash")
+                + ": close them first"
+            )
     for name in ("shorting_enabled", "max_margin_multiplier", "fill_model", "calendar", "equity_mark_interval_s"):
         value = getattr(change, name)
         if value is not None:

@@ -4,7 +4,8 @@ Laws (DEVELOPERS.md): cash = initial + sum of cash movements; each position = su
 every fill belongs to an order; an order's filled quantity = sum of its fills. Also checked: reservations
 match the open orders that hold them, each fill moved exactly its cash, each order's event history ends in its
 current status, each status carries its time, no fill comes after its order ended, a replaced order's successor
-names it, and an order's average fill price lies within its fills' prices.
+names it, an order's average fill price lies within its fills' prices, a position's cost basis has its side's
+sign, and only margin accounts hold short positions.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ _LAWS: list[tuple[str, str]] = [
            HAVING a.cash_e6 <> COALESCE(SUM(m.amount_e6), 0)""",
     ),
     (
-        "reserved cash exceeds cash or differs from the resting buy orders' reservations",
+        "reserved cash differs from the open orders' reservations, or exceeds cash on a cash account",
         """SELECT a.name, a.epoch, a.reserved_cash_e6, COALESCE(SUM(o.reserved_cash_e6), 0)
            FROM accounts a LEFT JOIN orders o
              ON o.account_id = a.id AND o.epoch = a.epoch AND o.status IN ('new', 'partially_filled')
            WHERE (CAST(:account AS INTEGER) IS NULL OR a.id = :account)
-           GROUP BY a.id, a.name, a.epoch, a.reserved_cash_e6, a.cash_e6
-           HAVING a.reserved_cash_e6 <> COALESCE(SUM(o.reserved_cash_e6), 0) OR a.reserved_cash_e6 > a.cash_e6""",
+           GROUP BY a.id, a.name, a.epoch, a.reserved_cash_e6, a.cash_e6, a.max_margin_multiplier_e6
+           HAVING a.reserved_cash_e6 <> COALESCE(SUM(o.reserved_cash_e6), 0)
+               OR (a.reserved_cash_e6 > a.cash_e6 AND a.max_margin_multiplier_e6 = 1000000)""",
     ),
     (
         "position differs from the sum of its signed fills",
@@ -65,6 +67,22 @@ _LAWS: list[tuple[str, str]] = [
            WHERE (CAST(:account AS INTEGER) IS NULL OR p.account_id = :account)
            GROUP BY p.account_id, p.epoch, p.symbol, p.reserved_qty_e6
            HAVING p.reserved_qty_e6 <> COALESCE(SUM(o.reserved_qty_e6), 0)""",
+    ),
+    (
+        "position's cost basis disagrees with its side (a flat position keeps one, a long's is negative or a "
+        "short's positive)",
+        """SELECT p.account_id, p.epoch, p.symbol, p.qty_e6, p.cost_basis_e6
+           FROM positions p
+           WHERE (CAST(:account AS INTEGER) IS NULL OR p.account_id = :account)
+             AND ((p.qty_e6 = 0 AND p.cost_basis_e6 <> 0) OR (p.qty_e6 > 0 AND p.cost_basis_e6 < 0)
+                  OR (p.qty_e6 < 0 AND p.cost_basis_e6 > 0))""",
+    ),
+    (
+        "short position on a cash account (margin multiplier 1)",
+        """SELECT a.name, p.symbol, p.qty_e6
+           FROM positions p JOIN accounts a ON a.id = p.account_id AND a.epoch = p.epoch
+           WHERE (CAST(:account AS INTEGER) IS NULL OR p.account_id = :account)
+             AND p.qty_e6 < 0 AND a.max_margin_multiplier_e6 = 1000000""",
     ),
     (
         "fill does not match its order (account, epoch, symbol or side)",

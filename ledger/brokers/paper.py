@@ -68,7 +68,7 @@ from ledger.db.migrate import ensure_schema
 from ledger.exceptions import BrokerError, OrderNotFoundError, OrderRejectedError, QuoteNotFoundError
 from ledger.export import export_jsonl
 from ledger.money import to_decimal, to_float
-from ledger.queries import account_row, fills_stmt, order_stmt, orders_stmt, portfolio_value, position_rows, quote_row
+from ledger.queries import account_margin, account_row, fills_stmt, order_stmt, orders_stmt, portfolio_value, position_rows, quote_row
 
 Clock = Callable[[], datetime]
 
@@ -357,7 +357,7 @@ class PaperBroker:
 
     # -- balances ----------------------------------------------------------------------------------------
     def get_positions(self) -> dict[str, float]:
-        """Open positions of the current epoch: symbol -> quantity."""
+        """Open positions of the current epoch: symbol -> quantity (negative for a short position)."""
         with self._reading() as conn:
             return {row.symbol: float(row.qty_e6) for row in position_rows(conn, self.account_id)}
 
@@ -367,10 +367,13 @@ class PaperBroker:
             return float(account_row(conn, self.account_id).cash_e6)
 
     def get_account(self) -> dict[str, Any]:
-        """Cash, reserved and available cash, equity, epoch and initial cash of the account."""
+        """Cash, reserved and available cash, equity, epoch and initial cash of the account, and its margin
+        figures (ledger.book.margin): long and short market value, buying power, initial and maintenance margin,
+        maintenance shortfall (0 unless equity is below the maintenance margin)."""
         with self._reading() as conn:
             row = account_row(conn, self.account_id)
-            equity = portfolio_value(conn, self.account_id)
+            margin = account_margin(conn, self.account_id)
+            equity = portfolio_value(conn, self.account_id)  # unrounded, as get_portfolio_value
         return {
             "account": row.name,
             "epoch": row.epoch,
@@ -379,6 +382,12 @@ class PaperBroker:
             "reserved_cash": float(row.reserved_cash_e6),
             "available_cash": float(row.cash_e6 - row.reserved_cash_e6),
             "equity": float(equity),
+            "long_market_value": float(margin.long_value),
+            "short_market_value": float(margin.short_value),
+            "buying_power": float(margin.buying_power),
+            "initial_margin": float(margin.initial_margin),
+            "maintenance_margin": float(margin.maintenance_margin),
+            "maintenance_shortfall": float(margin.maintenance_shortfall),
         }
 
     def get_portfolio_value(self) -> float:

@@ -50,6 +50,7 @@ from ledger.constants import (
 from ledger.exceptions import LedgerError
 from ledger.money import round_amount
 from ledger.queries import (
+    account_margin,
     accounts_stmt,
     activity_stmt,
     capital,
@@ -114,6 +115,7 @@ def account_show(name: str, db: str | None) -> None:
     with reading(db) as conn:
         state = require_account(conn, name)
         equity = portfolio_value(conn, state.id)
+        margin = account_margin(conn, state.id)
         invested = capital(conn, state.id)
         frame = positions_frame(conn, name)
     print_fields(
@@ -125,6 +127,20 @@ def account_show(name: str, db: str | None) -> None:
             ("available cash", fmt_money(state.available_cash)),
             ("equity", fmt_money(equity)),
             ("return", "n/a" if (gain := total_return(equity, invested)) is None else fmt_percent(gain)),
+            *(
+                [
+                    ("margin multiplier", fmt_number(margin.multiplier)),
+                    ("shorting", "enabled" if state.shorting_enabled else "disabled"),
+                    ("long market value", fmt_money(margin.long_value)),
+                    ("short market value", fmt_money(margin.short_value)),
+                    ("buying power", fmt_money(margin.buying_power)),
+                    ("initial margin", fmt_money(margin.initial_margin)),
+                    ("maintenance margin", fmt_money(margin.maintenance_margin)),
+                    ("maintenance shortfall", fmt_money(margin.maintenance_shortfall)),
+                ]
+                if margin.multiplier > 1
+                else []
+            ),
         ],
     )
     if frame.empty:
@@ -144,7 +160,8 @@ def account_show(name: str, db: str | None) -> None:
         )
         for row in frame.itertuples(index=False)
     ]
-    print_table("positions (reserved: held by resting sells; last price: mid of the last quote)", columns, rows,
+    print_table("positions (negative qty: short; reserved: held by resting sells; last price: mid of the last quote)",
+                columns, rows,
                 numeric=set(columns[1:]))
 
 
@@ -176,15 +193,22 @@ def account_withdraw(name: str, amount: Decimal, db: str | None) -> None:
 @click.option("--calendar", default=None, help="Exchange calendar for day orders (XNYS, 24/7, ...).")
 @click.option("--equity-mark-interval", "equity_mark_interval_s", type=click.IntRange(min=0), default=None,
               help="Seconds of broker time between two equity marks written by quote updates.")
+@click.option("--margin-multiplier", "max_margin_multiplier", type=click.FloatRange(1, 4), default=None,
+              help="1: a cash account; 2: Reg T margin (up to 4).")
+@click.option("--shorting/--no-shorting", "shorting_enabled", default=None,
+              help="Allow short selling (margin accounts only).")
 @db_option
 def account_config(
-    name: str, fill_model: str | None, calendar: str | None, equity_mark_interval_s: int | None, db: str | None
+    name: str, fill_model: str | None, calendar: str | None, equity_mark_interval_s: int | None,
+    max_margin_multiplier: float | None, shorting_enabled: bool | None, db: str | None,
 ) -> None:
     """Show account NAME's settings, changing those given first."""
+    changes = {"fill_model": fill_model, "calendar": calendar, "equity_mark_interval_s": equity_mark_interval_s,
+               "max_margin_multiplier": None if max_margin_multiplier is None else Decimal(str(max_margin_multiplier)),
+               "shorting_enabled": shorting_enabled}
     with existing_broker(db, name) as broker:
-        changing = any(value is not None for value in (fill_model, calendar, equity_mark_interval_s))
-        settings = (broker.configure(fill_model=fill_model, calendar=calendar,
-                                     equity_mark_interval_s=equity_mark_interval_s) if changing else broker.settings())
+        changing = any(value is not None for value in changes.values())
+        settings = broker.configure(**changes) if changing else broker.settings()
     print_fields(f"account {name} settings", [(key, str(value)) for key, value in settings.items()])
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from ledger.db.models import CashMovement
 from ledger.money import round_amount
-from ledger.queries import account_row, activities_stmt, position_rows
+from ledger.queries import account_margin, account_row, activities_stmt
 from ledger.service import errors
 from ledger.service.auth import Caller, caller
 from ledger.service.routers import ERRORS
@@ -34,22 +34,19 @@ CallerDep = Annotated[Caller, Depends(caller)]
 def get_account(who: CallerDep) -> Account:
     with who.ledger.reading() as conn:
         row = account_row(conn, who.account_id)
-        positions = position_rows(conn, who.account_id)
-    long_value = short_value = Decimal(0)
-    for position in positions:
-        value = position.cost_basis_e6 if position.bid_e6 is None else position.qty_e6 * (position.bid_e6 + position.ask_e6) / 2
-        if position.qty_e6 >= 0:
-            long_value += value
-        else:
-            short_value += value
-    equity = round_amount(row.cash_e6 + long_value + short_value)
-    available = decimal_text(row.cash_e6 - row.reserved_cash_e6)
+        margin = account_margin(conn, who.account_id)
+    equity = decimal_text(margin.equity)
+    power = decimal_text(margin.buying_power)
     return Account(
         id=str(account_uuid(row.name)), account_number=f"PL{row.id:08d}",
-        buying_power=available, regt_buying_power=available, non_marginable_buying_power=available,  # type: ignore[arg-type]
-        cash=decimal_text(row.cash_e6), portfolio_value=decimal_text(equity), equity=decimal_text(equity),  # type: ignore[arg-type]
-        last_equity=decimal_text(equity), long_market_value=decimal_text(round_amount(long_value)),  # type: ignore[arg-type]
-        short_market_value=decimal_text(round_amount(short_value)), created_at=time_text(row.created_at),  # type: ignore[arg-type]
+        buying_power=power, regt_buying_power=power, non_marginable_buying_power=decimal_text(  # type: ignore[arg-type]
+            row.cash_e6 - row.reserved_cash_e6 if row.cash_e6 > row.reserved_cash_e6 else 0),
+        cash=decimal_text(row.cash_e6), portfolio_value=equity, equity=equity, last_equity=equity,  # type: ignore[arg-type]
+        long_market_value=decimal_text(margin.long_value), short_market_value=decimal_text(margin.short_value),  # type: ignore[arg-type]
+        multiplier=decimal_text(margin.multiplier), shorting_enabled=row.shorting_enabled,  # type: ignore[arg-type]
+        initial_margin=decimal_text(margin.initial_margin), maintenance_margin=decimal_text(margin.maintenance_margin),  # type: ignore[arg-type]
+        last_maintenance_margin=decimal_text(margin.maintenance_margin),  # type: ignore[arg-type]
+        created_at=time_text(row.created_at),
     )
 
 
