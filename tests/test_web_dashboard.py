@@ -79,6 +79,14 @@ def test_without_a_session_only_the_sign_in_page_answers_and_a_wrong_key_is_refu
 
 
 def test_signed_in_account_page_shows_the_ledgers_positions_cash_and_an_equity_curve(page: Any, service: Server) -> None:
+    from ledger.brokers.paper import PaperBroker
+    from ledger.db.engine import dispose_engines
+
+    with PaperBroker(account="alice", db_url=service.db_url) as broker:
+        broker.configure(max_margin_multiplier=2, shorting_enabled=True)  # a margin account that sells short
+    dispose_engines()
+    quote(service, "alice", "SHRT", "30", "30.10")
+    place(service, "alice", symbol="SHRT", side="sell", qty=5)
     quote(service, "alice", "SYN", "100", "100.10")
     place(service, "alice", symbol="SYN", side="buy", qty=120)
     quote(service, "alice", "SYN", "92", "92.10")
@@ -93,16 +101,16 @@ def test_signed_in_account_page_shows_the_ledgers_positions_cash_and_an_equity_c
     shown = {row.get_attribute("data-symbol"): cell_number(row.find_element(By.CSS_SELECTOR, "td.qty").text)
              for row in table.find_elements(By.CSS_SELECTOR, "tbody tr[data-symbol]")}
 
-    from ledger.brokers.paper import PaperBroker
-    from ledger.db.engine import dispose_engines
-
     with PaperBroker(account="alice", db_url=service.db_url) as broker:
         ledger_positions = {symbol: Decimal(str(qty)) for symbol, qty in broker.get_positions().items()}
         cash = Decimal(str(broker.get_cash()))
+        account = broker.get_account()
     dispose_engines()
     assert shown == ledger_positions, "the page's positions are the ledger's"
-    assert shown["BRK-B"] == Decimal("2.5")
+    assert shown["BRK-B"] == Decimal("2.5") and shown["SHRT"] == Decimal(-5)
     assert cell_number(page.find_element(By.ID, "cash").text) == cash
+    assert cell_number(page.find_element(By.ID, "buying-power").text) == Decimal(str(account["buying_power"]))
+    assert cell_number(page.find_element(By.ID, "short-value").text) == Decimal(str(account["short_market_value"]))
     assert page.find_element(By.CSS_SELECTOR, "#equity-chart polyline.equity").get_attribute("points")
     assert page.find_element(By.CSS_SELECTOR, "#equity-chart polygon.drawdown").get_attribute("points")
     for header in page.find_elements(By.CSS_SELECTOR, "#positions thead th.num"):

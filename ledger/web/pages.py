@@ -205,6 +205,7 @@ def account_page(request: Request, name: str, who: ViewerDep, range: str = "all"
     with who.ledger.reading() as conn:
         summary = _account_summary(conn, account_id)
         context = {
+            "margin": queries.account_margin(conn, account_id),
             "positions": [queries.position_figures(row) for row in conn.execute(queries.held_positions_stmt(account_id))],
             "open_orders": conn.execute(queries.orders_page_stmt(account_id, status="open", limit=200)).all(),
             "fills": conn.execute(queries.fills_page_stmt(account_id, limit=RECENT_FILLS)).all(),
