@@ -487,3 +487,16 @@ def position_figures(row: Any) -> dict[str, Any]:
         "unrealized_pnl": None if market_value is None else market_value - row.cost_basis_e6,
         "realized_pnl": row.realized_pnl_e6,
     }
+
+
+def keyed_account_names(conn: Connection) -> list[str]:
+    """Names of the accounts holding at least one API key that is not revoked (the service's clients), sorted."""
+    from ledger.db.models import ApiKey
+
+    api_keys = ApiKey.__table__
+    return list(conn.execute(
+        select(accounts.c.name).distinct()
+        .select_from(api_keys.join(accounts, accounts.c.id == api_keys.c.account_id))
+        .where(api_keys.c.revoked_at.is_(None))
+        .order_by(accounts.c.name)
+    ).scalars())
