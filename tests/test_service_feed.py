@@ -3,15 +3,17 @@ the fed accounts fill as after `paper-ledger quote set` (real server subprocesse
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+import pandas as pd
 import pytest
 from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
@@ -22,9 +24,30 @@ from tests.conftest import ledger_problems
 from tests.service_support import Server, engine_name, make_database, prepare_ledger  # noqa: F401
 
 T = TypeVar("T")
-OFFLINE_YFINANCE = Path(__file__).parent / "offline_yfinance"
 # One symbol at 100 for 49 bars, then one bar at 90; at --speed 50 the dip comes round once a second.
 DIP_BARS = [100.0] * 49 + [90.0]
+
+
+class OfflineYFinance:
+    """Stands in for the ``yfinance`` module: ``download`` answers like ``yfinance.download(group_by="ticker")``,
+    one daily bar per ticker; a ticker's close is its ``closes`` entry plus 1 per earlier call (prices move);
+    tickers it does not know come back as yfinance's all-NaN placeholder."""
+
+    FIELDS = ("Open", "High", "Low", "Close", "Adj Close", "Volume")
+
+    def __init__(self, closes: dict[str, float]):
+        self.closes = closes
+        self.calls = itertools.count()
+
+    def download(self, tickers: Any = None, **_: Any) -> pd.DataFrame:
+        names = tickers.split() if isinstance(tickers, str) else list(tickers)
+        step = next(self.calls)
+        row: list[float] = []
+        for name in names:
+            close = self.closes.get(name)
+            row += [float("nan")] * 6 if close is None else [close + step] * 5 + [1000.0]
+        columns = pd.MultiIndex.from_product([names, self.FIELDS], names=["Ticker", "Price"])
+        return pd.DataFrame([row], index=pd.DatetimeIndex(["2026-01-02"], name="Date"), columns=columns)
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = 20) -> T:
@@ -109,22 +132,29 @@ def test_the_feed_quotes_accounts_holding_a_key_and_one_from_the_step_after_its_
     eventually(lambda: stored_quote_symbols(replay_fed.db_url, "carol") == {"DIP1"}, "carol is fed once keyed")
 
 
-@pytest.mark.engines("sqlite")
-def test_the_yfinance_feed_polls_the_provider_and_quotes_the_keyed_accounts(tmp_path: Path):
-    db_url = f"sqlite:///{tmp_path / 'yf.db'}"
-    server = Server(db_url, tmp_path, options=("--feed", "yfinance", "--symbols", "AAPL,msft,NOPE", "--poll", "1"),
-                    env={"PYTHONPATH": str(OFFLINE_YFINANCE)})
-    server.keys = prepare_ledger(db_url)
-    server.start()
+def test_the_yfinance_feed_quotes_the_keyed_accounts_from_a_fresh_download_per_step(db_url: str):
+    from ledger.brokers.data_provider import YFinanceProvider
+    from ledger.brokers.paper import PaperBroker
+    from ledger.service.quote_feed import QuoteFeed, YFinanceSource
+
+    prepare_ledger(db_url)  # alice and bob hold keys
+    PaperBroker(account="carol", db_url=db_url, initial_cash=1000).close()
+    with PaperBroker(account="alice", db_url=db_url) as alice:
+        alice.set_quote("AAPL", 195, 196)
+        resting = alice.submit_order("AAPL", "BUY", 1, "limit", 191)
+    provider = YFinanceProvider(cache_ttl_seconds=0, yf_module=OfflineYFinance({"AAPL": 190.0, "MSFT": 410.0}))
+    feed = QuoteFeed(db_url, YFinanceSource(["AAPL", "MSFT", "NOPE"], 60, provider))
     try:
-        first = eventually(lambda: latest_ask(server, "alice", "AAPL"), "AAPL quoted from the fake yfinance")
-        assert latest_ask(server, "bob", "MSFT") is not None
-        later = eventually(lambda: (ask := latest_ask(server, "alice", "AAPL")) != first and ask,
-                           "the next poll moves AAPL")
-        assert later > first  # the fake's close rises by 1 per download: each poll fetched afresh
-        assert latest_ask(server, "alice", "NOPE") is None and "NOPE" in server.log()  # unpriced: skipped, reported
+        fills = feed.step()
+        assert [(fill["order_id"], fill["quote_ask"]) for fill in fills] == [(resting["order_id"], 190.095)]
+        assert fills[0]["fill_price"] <= 191
+        assert stored_quote_symbols(db_url, "bob") == {"AAPL", "MSFT"}, "NOPE is not priced: skipped"
+        assert stored_quote_symbols(db_url, "carol") == set(), "no key, no quotes"
+        feed.step()
+        with PaperBroker(account="bob", db_url=db_url) as bob:
+            assert bob.get_quote("AAPL")["ask"] == 191.0955, "each step downloads afresh (the fake's close rose 1)"
     finally:
-        server.stop()
+        feed.stop()
     assert ledger_problems(db_url) == []
 
 
