@@ -45,7 +45,6 @@ class Server:
     workdir: Path
     workers: int = 1
     options: tuple[str, ...] = ()  # more `serve` options (--feed ...); db_url "" serves the default database
-    env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     keys: dict[str, tuple[str, str]] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
@@ -56,7 +55,7 @@ class Server:
 
     def start(self, timeout: float = 60) -> None:
         env = {key: value for key, value in os.environ.items() if not key.startswith("LEDGER_")}
-        env.update(LEDGER_SLIPPAGE_BPS="0", LEDGER_FEE_BPS="0", **self.env)
+        env.update(LEDGER_SLIPPAGE_BPS="0", LEDGER_FEE_BPS="0")
         log = open(self.workdir / f"serve-{self.port}.log", "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ledger.cli", "serve", "--port", str(self.port), "--workers", str(self.workers),

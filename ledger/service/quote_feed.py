@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -84,21 +84,15 @@ class YFinanceSource:
                 for symbol, quote in fetched.items()]
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 class QuoteFeed:
     """Stores a source's quotes for the fed accounts: ``step()`` once, or ``start()`` a thread that steps
     every ``source.interval`` seconds until ``stop()``. A failing step (no network, an account whose clock is
     ahead) is reported on stderr and the feed goes on."""
 
-    def __init__(self, db_url: str, source: QuoteSource, accounts: Sequence[str] | None = None,
-                 report: Callable[[str], None] = _stderr):
+    def __init__(self, db_url: str, source: QuoteSource, accounts: Sequence[str] | None = None):
         self.db_url = db_url
         self.source = source
         self.accounts = None if accounts is None else list(accounts)
-        self.report = report
         self._brokers: dict[str, PaperBroker] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -134,15 +128,15 @@ class QuoteFeed:
             if len(self._reported) >= 1000:
                 self._reported.clear()
             self._reported.add(problem)
-            self.report(problem)
+            print(problem, file=sys.stderr, flush=True)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
             started = time.monotonic()
             try:
                 self.step()
-            except (LedgerError, ValueError, OSError) as exc:  # DataProviderError is a LedgerError
-                self._report_once(f"feed: step failed: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a feed outlives a bad step (no network, a bad payload)
+                self._report_once(f"feed: step failed: {type(exc).__name__}: {exc}")
             self._stopping.wait(max(0.0, self.source.interval - (time.monotonic() - started)))
 
     def start(self) -> None:
