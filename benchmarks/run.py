@@ -35,7 +35,7 @@ SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN")
 QUOTES = {symbol: (100.0 + 10 * i, 100.05 + 10 * i) for i, symbol in enumerate(SYMBOLS)}
 INITIAL_CASH = 100_000_000
 SLIPPAGE_BPS, FEE_BPS = 5, 1
-FIGURES = ("market", "batch", "quote", "open", "audit", "export", "pg")
+FIGURES = ("market", "batch", "quote", "open", "audit", "export", "pg", "service")
 
 
 @dataclass(frozen=True)
@@ -490,6 +490,13 @@ def main(argv: list[str] | None = None) -> int:
     if "pg" in selected:
         print("market orders on PostgreSQL (server started for this run)", flush=True)
         bench_pg(sizes, report, sqlite_ours)
+    if "service" in selected:
+        from benchmarks.service_load import FULL as SERVICE_FULL
+        from benchmarks.service_load import SMOKE as SERVICE_SMOKE
+        from benchmarks.service_load import bench_service
+
+        print("HTTP load on paper-ledger serve (benchmarks/service_load.py)", flush=True)
+        bench_service(SERVICE_SMOKE if args.quick else SERVICE_FULL, report.add)
     if plans:
         print("\nEXPLAIN QUERY PLAN of the audit queries (SQLite, as sent by SQLAlchemy):")
         print("\n\n".join(plans))

@@ -44,6 +44,7 @@ class Server:
     db_url: str
     workdir: Path
     workers: int = 1
+    options: tuple[str, ...] = ()  # more `serve` options (--feed ...); db_url "" serves the default database
     port: int = field(default_factory=free_port)
     keys: dict[str, tuple[str, str]] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
@@ -57,8 +58,8 @@ class Server:
         env.update(LEDGER_SLIPPAGE_BPS="0", LEDGER_FEE_BPS="0")
         log = open(self.workdir / f"serve-{self.port}.log", "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(self.port), "--db", self.db_url,
-             "--workers", str(self.workers)],
+            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(self.port), "--workers", str(self.workers),
+             *(("--db", self.db_url) if self.db_url else ()), *self.options],
             cwd=self.workdir, env=env, stdout=log, stderr=log, start_new_session=True,
         )
         deadline = time.monotonic() + timeout

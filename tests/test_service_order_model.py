@@ -4,6 +4,7 @@ imitate the library's behaviour."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.requests import (
@@ -111,3 +112,23 @@ def test_account_configuration_maps_onto_the_account_settings_and_a_margin_accou
 def test_portfolio_history_comes_from_the_equity_marks(service: Server):
     history = service.trading("alice").get_portfolio_history(GetPortfolioHistoryRequest(period="1W", timeframe="1D"))
     assert history.timeframe == "1D" and len(history.timestamp) == len(history.equity)
+
+
+def test_amounts_beyond_float_precision_render_exactly_in_positions_closes_and_cancels(service: Server):
+    # 17 significant digits: a float turns 12345678901.234567 into ...568 and 12345678900.000001 into ...002.
+    service.set_quotes("alice", {"symbol": "BIG1", "bid": "12345678901.234567", "ask": "12345678901.234569"})
+    client = service.trading("alice")
+    client.submit_order(MarketOrderRequest(symbol="BIG1", qty="0.000002", side=OrderSide.BUY,
+                                           time_in_force=TimeInForce.GTC))
+    position = client.get_open_position("BIG1")
+    assert (position.qty, position.current_price) == ("0.000002", "12345678901.234568")
+    resting = httpx.post(service.url + "/v2/orders", headers=service.headers("alice"), json={
+        "symbol": "BIG1", "qty": "0.000001", "side": "buy", "type": "limit", "time_in_force": "gtc",
+        "limit_price": "12345678900.000001"}).json()
+    assert resting["limit_price"] == "12345678900.000001"
+
+    closed = client.close_position("BIG1")
+    assert (closed.filled_qty, closed.filled_avg_price) == ("0.000002", "12345678901.234567")
+    canceled = httpx.delete(service.url + "/v2/orders", headers=service.headers("alice")).json()
+    assert [result["body"]["limit_price"] for result in canceled if result["id"] == resting["id"]] == [
+        "12345678900.000001"]

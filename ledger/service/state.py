@@ -10,12 +10,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from ledger.book.keys import KeyOwner
+from ledger.book.records import order_record
 from ledger.brokers.paper import PaperBroker
 from ledger.db.engine import get_engine, read_transaction, translate_db_errors
+from ledger.queries import order_stmt
 
 
 class ServiceLedger:
@@ -43,6 +46,13 @@ class ServiceLedger:
         """One read transaction on a pooled connection: a consistent snapshot."""
         with translate_db_errors(self.engine), self.engine.connect() as conn, read_transaction(conn):
             yield conn
+
+    def exact_order(self, account_id: int, order_id: str) -> dict[str, Any] | None:
+        """The account's order by its ledger id, amounts as the ledger's exact Decimals (the PaperBroker's dicts
+        carry floats, which lose digits beyond 15 or so); None when the account has no such order."""
+        with self.reading() as conn:
+            row = conn.execute(order_stmt(account_id, order_id)).one_or_none()
+        return None if row is None else order_record(row, exact=True)
 
     def close(self) -> None:
         """End every broker's run (at shutdown)."""

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 
 from ledger.book.records import order_record
-from ledger.queries import order_stmt, orders_stmt
+from ledger.queries import orders_stmt
 from ledger.service import errors
 from ledger.service.auth import Caller, caller
 from ledger.service.routers import ERRORS
@@ -59,13 +59,10 @@ def _order(who: Caller, order_id: str) -> dict[str, Any]:
     """The caller's order by the id in the path (either form), with exact amounts; another account's id is not
     found, like any."""
     ledger_id = ledger_order_id(order_id)
-    if ledger_id is None:
+    order = None if ledger_id is None else who.ledger.exact_order(who.account_id, ledger_id)
+    if order is None:
         raise errors.not_found("order not found")
-    with who.ledger.reading() as conn:
-        row = conn.execute(order_stmt(who.broker.account_id, ledger_id)).one_or_none()
-    if row is None:
-        raise errors.not_found("order not found")
-    return order_record(row, exact=True)
+    return order
 
 
 def _orders(who: Caller) -> list[dict[str, Any]]:
@@ -164,7 +161,7 @@ def cancel_order(order_id: str, who: CallerDep) -> Response:
 @router.delete("/v2/orders", status_code=207, response_model=list[CancelResult],
                responses={207: {"model": list[CancelResult], "description": "one result per canceled order"}})
 def cancel_all_orders(who: CallerDep) -> JSONResponse:
-    canceled = who.broker.cancel_all_orders()  # type: ignore[attr-defined]
+    canceled = [_order(who, order["order_id"]) for order in who.broker.cancel_all_orders()]  # type: ignore[attr-defined]
     results = [CancelResult(id=str(uuid.UUID(hex=order["order_id"])), status=200,
                             body=render_order(order).model_dump()).model_dump() for order in canceled]
     return JSONResponse(results, status_code=207)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
@@ -47,16 +47,21 @@ def close_position(
 ) -> Order:
     if qty is not None and percentage is not None:
         raise errors.bad_request("give at most one of qty and percentage")
-    return render_order(who.broker.close_position(symbol.strip().upper(), qty=qty, percentage=percentage))  # type: ignore[attr-defined]
+    closing = who.broker.close_position(symbol.strip().upper(), qty=qty, percentage=percentage)  # type: ignore[attr-defined]
+    return _exact_order(who, closing)
+
+
+def _exact_order(who: Caller, order: dict[str, Any]) -> Order:
+    """The order the broker returned (floats), rendered from the ledger's exact row."""
+    return render_order(who.ledger.exact_order(who.account_id, order["order_id"]))  # type: ignore[arg-type]
 
 
 @router.delete("/v2/positions", status_code=207, response_model=list[ClosePositionResult],
                responses={207: {"model": list[ClosePositionResult], "description": "one result per position"}})
 def close_all_positions(who: CallerDep, cancel_orders: bool = False) -> JSONResponse:
-    closing = who.broker.close_all_positions(cancel_orders=cancel_orders)  # type: ignore[attr-defined]
+    closing = [_exact_order(who, order) for order in who.broker.close_all_positions(cancel_orders=cancel_orders)]  # type: ignore[attr-defined]
     results = [
-        ClosePositionResult(symbol=order["symbol"], status=200, order_id=render_order(order).id,
-                            body=render_order(order).model_dump()).model_dump()
+        ClosePositionResult(symbol=order.symbol, status=200, order_id=order.id, body=order.model_dump()).model_dump()
         for order in closing
     ]
     return JSONResponse(results, status_code=207)

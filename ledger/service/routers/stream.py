@@ -18,7 +18,8 @@ from ledger.db.models import Fill, Order, OrderEvent, Position
 from ledger.service.auth import check_key
 from ledger.service.errors import ApiError
 from ledger.service.state import ServiceLedger
-from ledger.service.wire import render_order, time_text
+from ledger.money import round_amount
+from ledger.service.wire import decimal_text, render_order, time_text
 
 router = APIRouter()
 POLL_SECONDS = 0.2
@@ -46,9 +47,9 @@ def _new_events(ledger: ServiceLedger, account_id: int, after: int) -> list[Any]
 
 
 def _message(ledger: ServiceLedger, owner: Any, event: Any) -> dict[str, Any]:
-    order = ledger.broker(owner).get_order(event.order_id)
+    order = ledger.exact_order(owner.account_id, event.order_id)
     data: dict[str, Any] = {"event": EVENTS.get(event.to_status, event.to_status), "timestamp": time_text(event.at),
-                            "order": render_order(order).model_dump()}
+                            "order": render_order(order).model_dump()}  # type: ignore[arg-type]
     if event.to_status in ("filled", "partially_filled"):
         with ledger.reading() as conn:
             executed = list(conn.execute(select(fills.c.qty_e6, fills.c.price_e6).where(
@@ -58,8 +59,8 @@ def _message(ledger: ServiceLedger, owner: Any, event: Any) -> dict[str, Any]:
                 positions.c.symbol == event.symbol)).scalar_one_or_none()
         if executed:
             qty = sum(row.qty_e6 for row in executed)
-            data.update(price=str(sum(row.qty_e6 * row.price_e6 for row in executed) / qty), qty=str(qty),
-                        position_qty=str(position or 0))
+            average = round_amount(sum(row.qty_e6 * row.price_e6 for row in executed) / qty)
+            data.update(price=decimal_text(average), qty=decimal_text(qty), position_qty=decimal_text(position or 0))
     return {"stream": "trade_updates", "data": data}
 
 
