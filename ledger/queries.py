@@ -511,23 +511,30 @@ def _mark_columns() -> tuple[Any, ...]:
             equity_marks.c.short_value_e6, equity_marks.c.equity_e6)
 
 
-def last_equity_mark_at(conn: Connection, account_id: int, epoch: int) -> datetime | None:
-    """The time of the epoch's newest equity mark (None without marks): one seek of its index."""
-    return conn.execute(
+def last_equity_mark_at(conn: Connection, account_id: int, epoch: int, until: datetime | None = None) -> datetime | None:
+    """The time of the epoch's newest equity mark (at or before ``until`` when given; None without one): one
+    seek of its index."""
+    stmt = (
         select(equity_marks.c.at)
         .where(equity_marks.c.account_id == account_id, equity_marks.c.epoch == epoch)
         .order_by(equity_marks.c.at.desc()).limit(1)
-    ).scalar_one_or_none()
+    )
+    return conn.execute(stmt if until is None else stmt.where(equity_marks.c.at <= until)).scalar_one_or_none()
 
 
-def equity_marks_from_stmt(account_id: int, epoch: int, since: datetime | None, limit: int) -> Select[Any]:
-    """The epoch's first ``limit`` equity marks at or after ``since`` (None: from the first), oldest first."""
+def equity_marks_from_stmt(
+    account_id: int, epoch: int, since: datetime | None, limit: int, until: datetime | None = None
+) -> Select[Any]:
+    """The epoch's first ``limit`` equity marks at or after ``since`` (None: from the first) and at or before
+    ``until`` (None: to the last), oldest first."""
     stmt = (
         select(*_mark_columns())
         .where(equity_marks.c.account_id == account_id, equity_marks.c.epoch == epoch)
         .order_by(equity_marks.c.at, equity_marks.c.id).limit(limit)
     )
-    return stmt if since is None else stmt.where(equity_marks.c.at >= since)
+    if since is not None:
+        stmt = stmt.where(equity_marks.c.at >= since)
+    return stmt if until is None else stmt.where(equity_marks.c.at <= until)
 
 
 def equity_marks_sampled_stmt(account_id: int, epoch: int, ticks: list[datetime]) -> Select[Any]:

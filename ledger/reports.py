@@ -230,10 +230,14 @@ def _equity_points(conn: Connection, account_row: Any) -> list[dict[str, Any]]:
     return points
 
 
-def equity_chart_points(source: Source, account: str, window: timedelta | None, max_points: int) -> list[dict[str, Any]]:
+def equity_chart_points(
+    source: Source, account: str, window: timedelta | None, max_points: int,
+    *, since: datetime | None = None, until: datetime | None = None,
+) -> list[dict[str, Any]]:
     """The points of :func:`equity_points` over the last ``window`` before the newest mark (None: the whole
-    epoch), at most about ``max_points`` of them, for a chart: every mark of the window when it holds no more
-    (so a zoomed-in range is at full resolution), else the mark in force at ``max_points`` evenly spaced times.
+    epoch), or between ``since`` and ``until`` (UTC, inclusive; either may be None) when one is given, at most
+    about ``max_points`` of them, for a chart: every mark of the range when it holds no more (so a zoomed-in
+    range is at full resolution), else the mark in force at ``max_points`` evenly spaced times.
 
     Reads a bounded number of rows however long the history (index seeks, no scan of the marks). A ledger
     without marks (made before they existed) gets one point per UTC day from its fills, each symbol valued at
@@ -243,13 +247,22 @@ def equity_chart_points(source: Source, account: str, window: timedelta | None, 
         account_row = _account(conn, account)
         start = conn.execute(_epoch_start_stmt(account_row)).one()
         flows = conn.execute(_flows_stmt(account_row)).all()
-        last = last_equity_mark_at(conn, account_row.id, account_row.epoch)
-        if last is None:
+        explicit = since is not None or until is not None
+        newest = last_equity_mark_at(conn, account_row.id, account_row.epoch)
+        if newest is None:
             points = _daily_fill_points(conn, account_row, start, flows)
-            since = None if window is None else points[-1]["timestamp"] - window
-            return [point for point in points if since is None or point["timestamp"] >= since] or points[-1:]
-        since = None if window is None else last - window
-        marks = conn.execute(equity_marks_from_stmt(account_row.id, account_row.epoch, since, max_points + 1)).all()
+            if not explicit:
+                since = None if window is None else points[-1]["timestamp"] - window
+            chosen = [point for point in points if (since is None or point["timestamp"] >= since)
+                      and (until is None or point["timestamp"] <= until)]
+            return chosen or ([] if explicit else points[-1:])
+        last = newest if until is None else last_equity_mark_at(conn, account_row.id, account_row.epoch, until)
+        if last is None:  # no mark at or before ``until``
+            return []
+        if not explicit:
+            since = None if window is None else last - window
+        marks = conn.execute(
+            equity_marks_from_stmt(account_row.id, account_row.epoch, since, max_points + 1, until)).all()
         if len(marks) > max_points:
             first = marks[0].at
             step = (last - first) / (max_points - 1)
@@ -262,7 +275,8 @@ def equity_chart_points(source: Source, account: str, window: timedelta | None, 
     last_per_time: dict[datetime, Any] = {}
     for mark in marks:
         last_per_time[mark.at] = mark  # ordered by time then id: the later mark at one time wins
-    points = [] if since is not None and start.at < since else [
+    before_range = since is not None and start.at < since
+    points = [] if before_range or (until is not None and start.at > until) else [
         _point(start.at, start.amount_e6, Decimal(0), start.amount_e6, Decimal(0))]
     for at, mark in last_per_time.items():
         deposited = deposited_after[bisect_right(flow_times, at)]

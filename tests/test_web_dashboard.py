@@ -10,8 +10,10 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, quote_plus, urlparse
 
 import httpx
 import pytest
@@ -117,6 +119,51 @@ def test_signed_in_account_page_shows_the_ledgers_positions_cash_and_an_equity_c
         assert header.value_of_css_property("text-align") == "right"
     if WRITE_SCREENSHOT:
         page.save_screenshot(str(DOCS_SCREENSHOT))
+
+
+def test_dragging_across_the_equity_chart_or_the_range_form_zooms_into_that_time_range(
+    page: Any, service: Server
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from ledger.db.engine import dispose_engines
+    from ledger.reports import equity_points
+
+    for price in ("20", "21", "22", "23"):
+        quote(service, "alice", "ZOOM", price, price)
+        place(service, "alice", symbol="ZOOM", side="buy", qty=1)
+    marks = [point["timestamp"] for point in equity_points(service.db_url, "alice")][-4:]
+    dispose_engines()
+
+    sign_in(page, service, "alice")
+    chart = wait(page).until(ec.presence_of_element_located((By.ID, "equity-chart")))
+    start, end = (datetime.fromisoformat(chart.get_attribute(name)) for name in ("data-start", "data-end"))
+    width = chart.size["width"]
+    ActionChains(page).move_to_element_with_offset(chart, -width // 4, 0).click_and_hold() \
+        .move_by_offset(width // 2, 0).release().perform()
+    wait(page).until(ec.url_contains("from="))
+    chosen = parse_qs(urlparse(page.current_url).query)
+    since, until = (datetime.fromisoformat(chosen[name][0].replace("Z", "+00:00")) for name in ("from", "to"))
+    assert start < since < until < end, "the dragged middle half of the chart"
+    assert page.find_element(By.ID, "zoom-from").get_attribute("value") == chosen["from"][0]
+    zoomed = page.find_elements(By.ID, "equity-chart")
+    if zoomed:  # else the page says this range holds no mark
+        assert since <= datetime.fromisoformat(zoomed[0].get_attribute("data-start"))
+        assert datetime.fromisoformat(zoomed[0].get_attribute("data-end")) <= until
+    else:
+        assert "No equity marks in this range" in page.find_element(By.ID, "chart-live").text
+
+    # The keyboard way: the labelled range form, here over the last four marks (at full resolution).
+    for field, moment in (("zoom-from", marks[0]), ("zoom-to", marks[-1])):
+        box = page.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(moment.isoformat())
+    page.find_element(By.ID, "zoom-apply").click()
+    wait(page).until(ec.url_contains("from=" + quote_plus(marks[0].isoformat())))
+    zoomed_chart = page.find_element(By.ID, "equity-chart")
+    assert [datetime.fromisoformat(zoomed_chart.get_attribute(name)) for name in ("data-start", "data-end")] == [
+        marks[0], marks[-1]]
+    assert f"{len(set(marks))} points" in page.find_element(By.ID, "chart-desc").get_attribute("textContent")
 
 
 def test_cancel_a_resting_order_by_clicking_and_the_ledger_has_it_canceled(page: Any, service: Server) -> None:

@@ -201,7 +201,12 @@ def _account_summary(conn: Any, account_id: int) -> dict[str, Any]:
 @router.get("/accounts/{name}")
 def account_page(request: Request, name: str, who: ViewerDep, range: str = "all") -> Response:  # noqa: A002
     account_id = _account(who, name).account_id
-    span = range if range in display.RANGES else "all"
+    try:
+        zoom = _zoom(request)
+    except ValueError as exc:
+        return render(request, "message.html", {"title": "Bad range", "message": str(exc), "who": who}, 422)
+    span = "custom" if zoom else range if range in display.RANGES else "all"
+    since, until = zoom or (None, None)
     with who.ledger.reading() as conn:
         summary = _account_summary(conn, account_id)
         context = {
@@ -211,13 +216,14 @@ def account_page(request: Request, name: str, who: ViewerDep, range: str = "all"
             "fills": conn.execute(queries.fills_page_stmt(account_id, limit=RECENT_FILLS)).all(),
             "daily": queries.recent_daily_pnl(conn, account_id, DAILY_PNL_DAYS),
             "runs": conn.execute(queries.runs_stmt(account_id)).all(),
-            "chart": display.equity_chart(
-                equity_chart_points(conn, name, display.RANGES[span], display.CHART_MAX_POINTS)),
+            "chart": display.equity_chart(equity_chart_points(
+                conn, name, display.RANGES.get(span), display.CHART_MAX_POINTS, since=since, until=until)),
             "version": _version(conn, account_id),
         }
     return render(request, "account.html", {
         "who": who, "name": name, "account": summary, "span": span, "spans": display.RANGE_LABELS, **context,
-        "chart_size": (display.CHART_WIDTH, display.CHART_HEIGHT),
+        "chart_size": (display.CHART_WIDTH, display.CHART_HEIGHT, display.CHART_PAD),
+        "zoom": {"from": request.query_params.get("from", ""), "to": request.query_params.get("to", "")},
     })
 
 
@@ -244,16 +250,33 @@ def _filters(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
                 raise BadFilter("a run id is 32 lower-case hex digits")
             chosen[field] = text
         elif field in ("since", "until"):
-            try:
-                moment = datetime.fromisoformat(text)
-            except ValueError:
-                raise BadFilter(f"{field} must be a time like 2024-01-02T14:30 (UTC)") from None
-            chosen[field] = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            chosen[field] = _utc_time(field, text)
         elif field == "before":
             if not text.isdigit():
                 raise BadFilter("before must be a row id")
             chosen[field] = int(text)
     return chosen
+
+
+def _utc_time(field: str, text: str) -> datetime:
+    """A time of the query string (ISO 8601; UTC when it names no zone), as an aware UTC datetime."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadFilter(f"{field} must be a time like 2024-01-02T14:30 (UTC)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _zoom(request: Request) -> tuple[datetime | None, datetime | None] | None:
+    """The chart's custom range (``from``, ``to``; either may be left out), None when neither is given."""
+    chosen = {field: _utc_time(field, text) for field in ("from", "to")
+              if (text := request.query_params.get(field, "").strip())}
+    if not chosen:
+        return None
+    since, until = chosen.get("from"), chosen.get("to")
+    if since is not None and until is not None and since >= until:
+        raise BadFilter("from must be before to")
+    return since, until
 
 
 def _listing(request: Request, who: Viewer, name: str, kind: str) -> Response:
