@@ -978,7 +978,7 @@ def test_a_quotes_displayed_size_is_taken_once_across_transactions(db_url: str) 
     OrderModelMachine.db_url = db_url
     machine = OrderModelMachine()
     try:
-        machine.open_account(fill_model="displayed_size")
+        machine.open_account(fill_model="displayed_size", margin=False)
         machine.set_quote(symbol="AAA", bid=Decimal(100), spread_cents=10, bid_size=Decimal(10), ask_size=Decimal(10))
         for _ in range(2):
             machine.submit(symbol="AAA", side="BUY", qty=Decimal(6), kind="market", tif="gtc", stop_offset=Decimal(0),
