@@ -473,11 +473,11 @@ def execute_fill(
 
 
 def work_open_orders(
-    store: Store, account: AccountState, symbol: str, quote: QuoteSnapshot, run_id: str, now: datetime
+    store: Store, account: AccountState, symbol: str, quote: QuoteSnapshot, open_orders: list[dict[str, Any]],
+    run_id: str, now: datetime,
 ) -> list[dict[str, Any]]:
-    """Let the new quote move, trigger and fill the symbol's open orders, oldest first; returns the fills."""
+    """Let the new quote move, trigger and fill the symbol's ``open_orders`` (oldest first); returns the fills."""
     fills: list[dict[str, Any]] = []
-    open_orders = store.open_orders(account, symbol)
     if not open_orders:
         return fills
     liquidity = Liquidity(account, quote)

@@ -7,6 +7,7 @@ was wrong; nothing below this module has to re-check its inputs.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -239,6 +240,37 @@ def validate_quote(symbol: object, bid: object, ask: object, bid_size: object, a
     if min(sizes) < 0:
         raise InvalidQuoteError(f"invalid quote for {clean_symbol}: sizes must be >= 0")
     return QuoteInput(clean_symbol, clean_bid, clean_ask, sizes[0], sizes[1])
+
+
+DEFAULT_QUOTE_SIZE = 100  # the displayed size of a quote given without sizes
+
+
+def validate_quotes(quotes: object) -> list[QuoteInput]:
+    """A batch of quotes, ``{symbol: (bid, ask)}``, ``(bid, ask, bid_size, ask_size)`` or a mapping with keys
+    ``bid``, ``ask`` and optionally ``bid_size``, ``ask_size`` (sizes default to 100), each checked as
+    ``validate_quote`` checks one; the first invalid one raises InvalidQuoteError naming its symbol."""
+    if not isinstance(quotes, Mapping):
+        raise InvalidQuoteError(f"quotes must be a mapping of symbol to quote, got {type(quotes).__name__}")
+    checked: dict[str, QuoteInput] = {}
+    for symbol, values in quotes.items():
+        if isinstance(values, Mapping) and {"bid", "ask"} <= values.keys() <= _QUOTE_KEYS:
+            fields = [values["bid"], values["ask"], values.get("bid_size", DEFAULT_QUOTE_SIZE),
+                      values.get("ask_size", DEFAULT_QUOTE_SIZE)]
+        elif isinstance(values, (tuple, list)) and len(values) in (2, 4):
+            fields = [*values, DEFAULT_QUOTE_SIZE, DEFAULT_QUOTE_SIZE][:4]
+        else:
+            raise InvalidQuoteError(
+                f"invalid quote for {printable(symbol)}: expected (bid, ask), (bid, ask, bid_size, ask_size) or a "
+                f"mapping with bid, ask and optionally bid_size, ask_size; got {printable(values)}"
+            )
+        quote = validate_quote(symbol, *fields)
+        if quote.symbol in checked:
+            raise InvalidQuoteError(f"invalid quotes: {quote.symbol} is given twice")
+        checked[quote.symbol] = quote
+    return list(checked.values())
+
+
+_QUOTE_KEYS = frozenset({"bid", "ask", "bid_size", "ask_size"})
 
 
 def require_utc(value: object, what: str) -> datetime:
