@@ -1,8 +1,9 @@
 """The replay job: feed stored bars, in market time, to an example strategy trading a PaperBroker; resumable.
 
-Each bar is handled in two steps: one ``set_quote`` per symbol (a synthetic spread around the bar's close,
-stamped with the bar's time through the broker's clock), then the strategy's orders for that bar, all in
-ONE ``submit_orders`` transaction. Every order carries a deterministic ``client_order_id``
+Each bar is handled in two steps, two transactions: the bar's quotes, all in ONE ``set_quotes`` call (a
+synthetic spread around each close, stamped with the bar's time through the broker's clock; the resting orders
+they cross fill there), then the strategy's orders for that bar, all in ONE ``submit_orders`` transaction. The
+strategy decides between the two, on the portfolio as the quotes left it (a stop-loss the bar filled is sold). Every order carries a deterministic ``client_order_id``
 ``rp-<job>:<bar time>:<symbol>:<side>``, where ``<job>`` hashes the account, its epoch, the strategy and the
 bars themselves.
 
@@ -394,8 +395,7 @@ def run_replay(job: ReplayJob, *, on_step: Callable[[StepReport], None] | None =
             already_decided = index == resume.index and resume.orders_placed
             clock.now = stamp
             quotes = {symbol: bar_quote(symbol, bars[symbol], stamp) for symbol in sorted(bars)}
-            for symbol, (bid, ask) in quotes.items():
-                broker.set_quote(symbol, bid, ask)
+            broker.set_quotes(quotes)  # the whole bar in one transaction: its quotes and the fills they make
             placed, rejected = 0, None
             if not already_decided:
                 with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):

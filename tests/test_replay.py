@@ -169,7 +169,7 @@ def interrupt_on_call(monkeypatch, method: str, call: int, after: bool) -> None:
 @pytest.mark.parametrize(
     ("strategy", "method", "call", "after"),
     [
-        ("sma-crossover", "set_quote", 200, False),  # between two symbols' quotes of one bar
+        ("sma-crossover", "set_quotes", 67, True),  # a bar's quotes stored (one transaction), its orders not decided
         ("equal-weight", "submit_orders", 3, True),  # the bar's batch committed, the process dies before going on
         ("sma-crossover", "submit_orders", 4, False),  # the bar's quotes stored, its batch never sent
     ],
