@@ -39,12 +39,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, and_, not_, or_, select
 
@@ -55,8 +56,10 @@ from ledger.book.validation import validate_bps, validate_cash
 from ledger.brokers.data_provider import (
     DEFAULT_SYNTHETIC_SPREAD_BPS,
     DataProvider,
+    OHLCV_COLUMNS,
     ReplayProvider,
     YFinanceProvider,
+    read_replay_chunks,
     synthetic_quote,
 )
 from ledger.brokers.paper import PaperBroker
@@ -66,7 +69,7 @@ from ledger.db.engine import get_engine, read_transaction, resolve_db_url, trans
 from ledger.db.migrate import ensure_schema
 from ledger.exceptions import LedgerError, OrderRejectedError
 from ledger.jobs import JobLock, acquire_job_lock
-from ledger.money import round_amount, to_decimal
+from ledger.money import MAX_AMOUNT, SCALE_DIGITS, round_amount, to_decimal
 from ledger.queries import account_row, capital, fills_stmt, portfolio_value, position_rows, quotes_stmt, total_return
 from ledger.reports import account_max_drawdown
 from ledger.strategies import OrderIntent, Portfolio, get_strategy
@@ -84,12 +87,21 @@ class BarData:
     """The bars of a replay, one step per distinct time, prices rounded to the ledger's six decimals.
 
     Rounding makes a first run (fresh download) and its resumption (the same bars read back from the
-    database cache) see identical numbers. ``fingerprint`` identifies the data in the job key.
+    database cache) see identical numbers. ``fingerprint`` identifies the data in the job key. The steps are
+    not held: :meth:`steps` reads them again, in time order (a bar file a chunk at a time, so memory stays flat
+    however long the history); only the bar times and the symbols are kept.
     """
 
-    steps: list[Step]
     source: str
     fingerprint: str
+    timestamps: list[datetime]
+    symbols: list[str]
+    last_bars: Bars  # the bars of the last step
+    _read: Callable[[], Iterator[Step]] = field(repr=False, compare=False)
+
+    def steps(self) -> Iterator[Step]:
+        """Every step ``(time, {symbol: {open, high, low, close, volume}})``, in time order."""
+        return self._read()
 
     @classmethod
     def from_steps(cls, steps: Sequence[Step], source: str) -> BarData:
@@ -99,32 +111,97 @@ class BarData:
             (stamp, {symbol: {key: _six_places(value) for key, value in bar.items()} for symbol, bar in bars.items()})
             for stamp, bars in steps
         ]
-        digest = hashlib.sha256()
-        for stamp, bars in rounded:
-            for symbol in sorted(bars):
-                digest.update(f"{stamp.isoformat()}|{symbol}|{sorted(bars[symbol].items())}\n".encode())
-        return cls(rounded, source, digest.hexdigest())
+        return cls._scanned(source, lambda: iter(rounded))
 
-    @property
-    def symbols(self) -> list[str]:
-        return sorted({symbol for _, bars in self.steps for symbol in bars})
+    @classmethod
+    def from_file(cls, path: str | Path, source: str) -> BarData:
+        """Bars streamed from a long CSV or Parquet file: read once here (fingerprint, times, symbols), then
+        again by each :meth:`steps`; a file changed in between is an error, not another replay."""
+        file = Path(path)
+        version = _file_version(file)
+
+        def read() -> Iterator[Step]:
+            if _file_version(file) != version:
+                raise LedgerError(f"{file} changed while it was being replayed; run the replay again")
+            for chunk in read_replay_chunks(file):
+                yield from _chunk_steps(chunk)
+
+        return cls._scanned(source, read)
+
+    @classmethod
+    def _scanned(cls, source: str, read: Callable[[], Iterator[Step]]) -> BarData:
+        digest = hashlib.sha256()
+        timestamps: list[datetime] = []
+        symbols: set[str] = set()
+        bars: Bars = {}
+        for stamp, bars in read():
+            timestamps.append(stamp)
+            symbols.update(bars)
+            at = stamp.isoformat()
+            digest.update("".join([f"{at}|{symbol}|{_sorted_items(bars[symbol])}\n" for symbol in sorted(bars)]).encode())
+        if not timestamps:
+            raise ValueError(f"{source}: no bars to replay")
+        return cls(source, digest.hexdigest(), timestamps, sorted(symbols), bars, read)
 
     def describe(self) -> str:
-        first, last = self.steps[0][0], self.steps[-1][0]
+        first, last = self.timestamps[0], self.timestamps[-1]
         return (
-            f"{self.source}: {', '.join(self.symbols)}, {len(self.steps)} bars "
+            f"{self.source}: {', '.join(self.symbols)}, {len(self.timestamps)} bars "
             f"{first:%Y-%m-%d} .. {last:%Y-%m-%d}"
         )
+
+
+def _sorted_items(bar: dict[str, float]) -> str:
+    """``str(sorted(bar.items()))`` (the fingerprint's form of a bar), written out for the usual OHLCV keys."""
+    if bar.keys() != _OHLCV_KEYS:
+        return str(sorted(bar.items()))
+    return (f"[('close', {bar['close']!r}), ('high', {bar['high']!r}), ('low', {bar['low']!r}), "
+            f"('open', {bar['open']!r}), ('volume', {bar['volume']!r})]")
+
+
+_OHLCV_KEYS = frozenset(OHLCV_COLUMNS)
 
 
 def _six_places(value: float) -> float:
     return float(round_amount(to_decimal(value, "bar value")))
 
 
+def _six_places_array(values: np.ndarray) -> list[float]:
+    """``_six_places`` of each value, exactly, without a Decimal for the values it leaves unchanged.
+
+    ``np.round(v, 6) == v`` means ``v`` is the nearest double to a number of at most six decimals, so its
+    ``repr`` has at most six and the Decimal rounding gives ``v`` back; the other values (and any out of the
+    ledger's range, which ``to_decimal`` refuses) take the Decimal path.
+    """
+    unchanged = (np.round(values, SCALE_DIGITS) == values) & (np.abs(values) < float(MAX_AMOUNT))
+    result = values.tolist()
+    for index in np.flatnonzero(~unchanged).tolist():
+        result[index] = _six_places(result[index])
+    return result
+
+
+def _chunk_steps(chunk: pd.DataFrame) -> Iterator[Step]:
+    """The steps of a validated chunk of bars (whole timestamps, in time order, symbols sorted within one)."""
+    columns = [_six_places_array(chunk[column].to_numpy(dtype="float64")) for column in OHLCV_COLUMNS]
+    rows = list(zip(*columns))
+    symbols = chunk["symbol"].tolist()
+    times = chunk["timestamp"]
+    values = times.array.asi8  # the times as integers: comparing them costs no Timestamp objects
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1]))).tolist()
+    for start, end in zip(starts, [*starts[1:], len(values)]):
+        yield times.iloc[start].to_pydatetime(), {
+            symbols[index]: dict(zip(OHLCV_COLUMNS, rows[index])) for index in range(start, end)
+        }
+
+
+def _file_version(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
+
 def load_bar_file(path: str | Path, label: str | None = None) -> BarData:
-    """Bars from a CSV or Parquet file (``timestamp, symbol, open, high, low, close, volume``)."""
-    provider = ReplayProvider.from_file(path)
-    return BarData.from_steps(list(provider.bars()), label or str(path))
+    """Bars from a CSV or Parquet file (``timestamp, symbol, open, high, low, close, volume``), streamed."""
+    return BarData.from_file(path, label or str(path))
 
 
 def fetch_bar_data(
@@ -206,7 +283,7 @@ def find_resume_point(conn: Connection, account: AccountState, key: str, data: B
             "replay into another account (a reset keeps the account's clock, so older bars cannot be replayed into it)"
         )
     clock_bar = max(
-        (index for index, (stamp, _) in enumerate(data.steps) if stamp <= account.clock_at), default=0
+        (index for index, stamp in enumerate(data.timestamps) if stamp <= account.clock_at), default=0
     )
     latest = conn.execute(
         select(orders.c.client_order_id, orders.c.run_id).where(in_epoch, is_job_order).order_by(orders.c.id.desc()).limit(1)
@@ -214,7 +291,7 @@ def find_resume_point(conn: Connection, account: AccountState, key: str, data: B
     if latest is None:
         return ResumePoint(clock_bar, False, None)
     bar_time = latest.client_order_id.split(":")[1]
-    indexes = {stamp.strftime(_TIME_FORMAT): index for index, (stamp, _) in enumerate(data.steps)}
+    indexes = {stamp.strftime(_TIME_FORMAT): index for index, stamp in enumerate(data.timestamps)}
     if bar_time not in indexes:
         raise LedgerError(f"order {latest.client_order_id} of this job names a bar the data does not have")
     order_bar = indexes[bar_time]
@@ -315,7 +392,7 @@ def start_replay(
             progress = None if state is None else _progress(conn, state, strategy, data, costs)
         if progress is None or not progress[2]:
             with write_transaction(conn):
-                state = open_account(conn, name, explicit_cash, validate_cash(get_cfg("initial_cash")), data.steps[0][0])
+                state = open_account(conn, name, explicit_cash, validate_cash(get_cfg("initial_cash")), data.timestamps[0])
                 lock: JobLock | None = acquire_job_lock(conn, state.id, name, REPLAY_LOCK, force=force_unlock)
                 progress = _progress(conn, state, strategy, data, costs)
         else:
@@ -346,10 +423,10 @@ def _is_finished(
     again (read-only, on the same portfolio) tells the two apart. A last batch the broker rejected reads as
     not finished: the next run tries it again (rejected again, nothing placed).
     """
-    last = len(data.steps) - 1
+    last = len(data.timestamps) - 1
     if resume.orders_placed and resume.index == last:
         return True
-    stamp, bars = data.steps[last]
+    stamp, bars = data.timestamps[last], data.last_bars
     stored = {row.symbol: row for row in conn.execute(quotes_stmt(state.id))}
     quotes = {symbol: bar_quote(symbol, bars[symbol], stamp) for symbol in sorted(bars)}
     for symbol, (bid, ask) in quotes.items():
@@ -357,7 +434,7 @@ def _is_finished(
         if row is None or row.quoted_at != stamp or (row.bid_e6, row.ask_e6) != (bid, ask):
             return False
     trader = get_strategy(strategy)
-    for step_stamp, step_bars in data.steps:
+    for step_stamp, step_bars in data.steps():
         trader.observe(step_stamp, step_bars)
     if resume.run_id is not None:
         run = find_run(conn, resume.run_id)
@@ -379,17 +456,17 @@ def run_replay(job: ReplayJob, *, on_step: Callable[[StepReport], None] | None =
     if job.lock is None:
         raise LedgerError("a replay runs only inside start_replay(), which holds the account's replay lock")
     trader = get_strategy(job.strategy)
-    steps, resume = job.data.steps, job.resume
-    clock = MarketClock(steps[resume.index][0])
+    resume, total = job.resume, len(job.data.timestamps)
+    clock = MarketClock(job.data.timestamps[resume.index])
     engine = get_engine(job.db_url)
     with PaperBroker(
         account=job.account, db_url=job.db_url, clock=clock, run_id=resume.run_id,
         slippage_bps=job.costs.slippage_bps, fee_bps=job.costs.fee_bps,
     ) as broker:
-        for index, (stamp, bars) in enumerate(steps):
+        for index, (stamp, bars) in enumerate(job.data.steps()):
             trader.observe(stamp, bars)
             if index < resume.index:
-                _report(on_step, StepReport(index, len(steps), stamp, False, 0, None))
+                _report(on_step, StepReport(index, total, stamp, False, 0, None))
                 continue
             job.lock.heartbeat()
             already_decided = index == resume.index and resume.orders_placed
@@ -403,7 +480,7 @@ def run_replay(job: ReplayJob, *, on_step: Callable[[StepReport], None] | None =
                 intents = trader.decide(stamp, portfolio)
                 placed, rejected = _submit(broker, job.key, stamp, intents)
             broker.mark_equity()  # the bar's close marked to market: the equity curve and drawdown read these
-            _report(on_step, StepReport(index, len(steps), stamp, True, placed, rejected))
+            _report(on_step, StepReport(index, total, stamp, True, placed, rejected))
         run_id = broker.run_id
     return summarize(job, run_id)
 
@@ -481,7 +558,7 @@ def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
     marks: dict[str, Decimal] = {}
     curve: list[tuple[datetime, Decimal]] = []
     position = 0
-    for stamp, bars in job.data.steps:
+    for stamp, bars in job.data.steps():
         while position < len(fills) and fills[position].filled_at <= stamp:
             fill = fills[position]
             buy = fill.side == SIDE_BUY
@@ -498,7 +575,7 @@ def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
         strategy=job.strategy,
         job=job.key,
         run_id=run_id,
-        bars=len(job.data.steps),
+        bars=len(job.data.timestamps),
         resumed_at=job.resume.index if job.resume.resumed else None,
         already_finished=job.finished,
         initial_cash=initial_cash,
