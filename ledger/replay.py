@@ -247,8 +247,18 @@ def client_order_id(key: str, stamp: datetime, symbol: str, side: str) -> str:
 
 def bar_quote(symbol: str, bar: dict[str, float], stamp: datetime) -> tuple[Decimal, Decimal]:
     """The quote a bar becomes: a synthetic spread around its close, rounded as the ledger stores it."""
-    quote = synthetic_quote(symbol, bar["close"], stamp, DEFAULT_SYNTHETIC_SPREAD_BPS)
-    return round_amount(to_decimal(quote["bid"], "bid")), round_amount(to_decimal(quote["ask"], "ask"))
+    close = bar["close"]
+    if not 0 < close < _ONE_ROUNDING_BELOW:
+        quote = synthetic_quote(symbol, close, stamp, DEFAULT_SYNTHETIC_SPREAD_BPS)
+        return round_amount(to_decimal(quote["bid"], "bid")), round_amount(to_decimal(quote["ask"], "ask"))
+    # synthetic_quote's prices, rounded once: it rounds them to six places as floats and they are rounded
+    # again here, but below 10^9 a number of six decimals has at most 15 digits, so its float's repr is that
+    # number again and the second rounding changes nothing.
+    half = close * DEFAULT_SYNTHETIC_SPREAD_BPS / 20_000.0
+    return round_amount(Decimal(repr(close - half))), round_amount(Decimal(repr(close + half)))
+
+
+_ONE_ROUNDING_BELOW = 1e9
 
 
 @dataclass(frozen=True)
@@ -499,10 +509,11 @@ def ledger_portfolio(
 ) -> Portfolio:
     """What the strategy is shown at a bar, read from the ledger (floats, as the broker protocol returns them)."""
     account = account_row(conn, account_id)
+    held = position_rows(conn, account_id)
     return Portfolio(
         cash=float(account.cash_e6 - account.reserved_cash_e6),
-        equity=float(portfolio_value(conn, account_id)),
-        positions={row.symbol: float(row.qty_e6) for row in position_rows(conn, account_id)},
+        equity=float(portfolio_value(conn, account_id, account, held)),
+        positions={row.symbol: float(row.qty_e6) for row in held},
         quotes={symbol: (float(bid), float(ask)) for symbol, (bid, ask) in quotes.items()},
         slippage_bps=float(slippage_bps),
         fee_bps=float(fee_bps),

@@ -214,6 +214,10 @@ def validate_client_order_id(client_order_id: object) -> str | None:
     return client_order_id
 
 
+DEFAULT_QUOTE_SIZE = 100  # the displayed size of a quote given without sizes
+_DEFAULT_SIZE = Decimal(DEFAULT_QUOTE_SIZE)  # validated once (a batch of bars' quotes passes it for every symbol)
+
+
 @dataclass(frozen=True)
 class QuoteInput:
     symbol: str
@@ -230,7 +234,10 @@ def validate_quote(symbol: object, bid: object, ask: object, bid_size: object, a
         clean_symbol = normalize_symbol(symbol)
         clean_bid = exact(to_decimal(bid, "bid"), "bid")
         clean_ask = exact(to_decimal(ask, "ask"), "ask")
-        sizes = [exact(to_decimal(size, name), name) for size, name in ((bid_size, "bid_size"), (ask_size, "ask_size"))]
+        sizes = [
+            _DEFAULT_SIZE if size is DEFAULT_QUOTE_SIZE else exact(to_decimal(size, name), name)
+            for size, name in ((bid_size, "bid_size"), (ask_size, "ask_size"))
+        ]
     except (ValueError, AmountError) as exc:
         raise InvalidQuoteError(f"invalid quote for {printable(symbol)}: {exc}") from exc
     if clean_bid <= 0 or clean_ask <= 0:
@@ -240,9 +247,6 @@ def validate_quote(symbol: object, bid: object, ask: object, bid_size: object, a
     if min(sizes) < 0:
         raise InvalidQuoteError(f"invalid quote for {clean_symbol}: sizes must be >= 0")
     return QuoteInput(clean_symbol, clean_bid, clean_ask, sizes[0], sizes[1])
-
-
-DEFAULT_QUOTE_SIZE = 100  # the displayed size of a quote given without sizes
 
 
 def validate_quotes(quotes: object) -> list[QuoteInput]:
