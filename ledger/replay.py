@@ -51,7 +51,7 @@ from sqlalchemy import Connection, and_, not_, or_, select
 
 from ledger.bars import DatabaseBarCache
 from ledger.book.accounts import open_account, validate_account_name
-from ledger.book.store import AccountState, find_account, find_run, orders
+from ledger.book.store import AccountState, fills, find_account, find_run, orders
 from ledger.book.validation import validate_bps, validate_cash
 from ledger.brokers.data_provider import (
     DEFAULT_SYNTHETIC_SPREAD_BPS,
@@ -553,6 +553,8 @@ def _submit(broker: PaperBroker, key: str, stamp: datetime, intents: list[OrderI
 def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
     """Equity per bar (cash and holdings from the ledger's fills, marked at each bar's quote mid) and figures.
 
+    The fills are read alongside the bars, not held (a long replay makes tens of thousands).
+
     The max drawdown is the account's, as ``paper-ledger report`` shows it (ledger.reports.account_max_drawdown).
     """
     engine = get_engine(job.db_url)
@@ -562,25 +564,29 @@ def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
         initial_cash = state.initial_cash
         invested = capital(conn, state.id)
         equity = portfolio_value(conn, state.id)
-        fills = conn.execute(fills_stmt(state.id)).all()
         drawdown = account_max_drawdown(conn, job.account)
-    cash = initial_cash
-    held: dict[str, Decimal] = {}
-    marks: dict[str, Decimal] = {}
-    curve: list[tuple[datetime, Decimal]] = []
-    position = 0
-    for stamp, bars in job.data.steps():
-        while position < len(fills) and fills[position].filled_at <= stamp:
-            fill = fills[position]
-            buy = fill.side == SIDE_BUY
-            cash += -(fill.notional_e6 + fill.fee_e6) if buy else fill.notional_e6 - fill.fee_e6
-            held[fill.symbol] = held.get(fill.symbol, Decimal(0)) + (fill.qty_e6 if buy else -fill.qty_e6)
-            position += 1
-        for symbol, bar in bars.items():
-            bid, ask = bar_quote(symbol, bar, stamp)
-            marks[symbol] = (bid + ask) / 2
-        curve.append((stamp, cash + sum((qty * marks[symbol] for symbol, qty in held.items()), Decimal(0))))
-    notional = sum((fill.notional_e6 for fill in fills), Decimal(0))
+        # Only the columns the curve needs, read as the bars go.
+        columns = ("filled_at", "symbol", "side", "qty_e6", "notional_e6", "fee_e6")
+        rows = conn.execute(fills_stmt(state.id).with_only_columns(*(fills.c[name] for name in columns)))
+        fill = next(rows, None)
+        cash = initial_cash
+        held: dict[str, Decimal] = {}
+        marks: dict[str, Decimal] = {}
+        curve: list[tuple[datetime, Decimal]] = []
+        trades, fees, notional = 0, Decimal(0), Decimal(0)
+        for stamp, bars in job.data.steps():
+            while fill is not None and fill.filled_at <= stamp:
+                buy = fill.side == SIDE_BUY
+                cash += -(fill.notional_e6 + fill.fee_e6) if buy else fill.notional_e6 - fill.fee_e6
+                held[fill.symbol] = held.get(fill.symbol, Decimal(0)) + (fill.qty_e6 if buy else -fill.qty_e6)
+                trades, fees, notional = trades + 1, fees + fill.fee_e6, notional + fill.notional_e6
+                fill = next(rows, None)
+            for symbol, bar in bars.items():
+                bid, ask = bar_quote(symbol, bar, stamp)
+                marks[symbol] = (bid + ask) / 2
+            curve.append((stamp, cash + sum((qty * marks[symbol] for symbol, qty in held.items()), Decimal(0))))
+        for fill in [fill, *rows] if fill is not None else ():  # after the last bar (none in a replay's own run)
+            trades, fees, notional = trades + 1, fees + fill.fee_e6, notional + fill.notional_e6
     return ReplaySummary(
         account=job.account,
         strategy=job.strategy,
@@ -593,8 +599,8 @@ def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
         equity=equity,
         total_return=total_return(equity, invested) or Decimal(0),
         max_drawdown=drawdown,
-        trades=len(fills),
-        fees=sum((fill.fee_e6 for fill in fills), Decimal(0)),
+        trades=trades,
+        fees=fees,
         traded_notional=notional,
         turnover=notional / initial_cash if initial_cash else Decimal(0),
         equity_by_bar=curve,

@@ -692,7 +692,7 @@ def _prepare_replay_frame(bars: pd.DataFrame, symbol: str | None, first_row: int
     return clean.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
 
 
-REPLAY_CHUNK_ROWS = 100_000
+REPLAY_CHUNK_ROWS = 25_000
 
 
 def read_replay_chunks(path: str | Path, chunk_rows: int = REPLAY_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
