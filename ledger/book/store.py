@@ -455,6 +455,8 @@ class Store:
     def open_orders(self, account: AccountState, symbols: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Open (``new`` or ``partially_filled``) orders of the current epoch, oldest first; optionally only those
         of ``symbols`` (one statement per 500 symbols, however many have no order)."""
+        if isinstance(symbols, str):  # a str is a sequence of one-letter symbols: surely a caller's mistake
+            raise TypeError(f"open_orders takes a list of symbols, got the string {symbols!r}")
         if symbols is None:
             rows = self._execute(self._sql.open_orders, (account.id, account.epoch)).fetchall()
         else:
