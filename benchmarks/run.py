@@ -35,7 +35,7 @@ SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN")
 QUOTES = {symbol: (100.0 + 10 * i, 100.05 + 10 * i) for i, symbol in enumerate(SYMBOLS)}
 INITIAL_CASH = 100_000_000
 SLIPPAGE_BPS, FEE_BPS = 5, 1
-FIGURES = ("market", "batch", "quote", "open", "audit", "export", "pg", "service")
+FIGURES = ("market", "batch", "quote", "quotes", "replay", "open", "audit", "export", "pg", "service")
 
 
 @dataclass(frozen=True)
@@ -294,6 +294,47 @@ def bench_quote(sizes: Sizes, report: Report) -> None:
     )
 
 
+# -- the replay vs backtrader; quotes single vs batch vs the raw driver ----------------------------------------
+def bench_replay(report: Report, sizes: tuple[tuple[int, int], ...]) -> None:
+    from benchmarks.replay import backtrader_available, measure_replay
+
+    if not backtrader_available():
+        print("  backtrader is not installed (pip install -e '.[bench]'): our side only", flush=True)
+    for symbols, bars in sizes:
+        with scratch_dir() as tmp:
+            figures = measure_replay(tmp, symbols, bars)
+        ours, theirs = figures.ours, figures.backtrader
+        print(f"  {symbols} x {bars}: ours {ours}; backtrader {theirs}", flush=True)
+        mine = f"{ours['seconds']:.1f} s, {ours['peak_rss_mb']:.0f} MB, {ours['trades']:,} trades, equity {ours['equity']:,.0f}"
+        if theirs is None:
+            report.add(f"replay {symbols} x {bars} daily bars, sma-crossover", mine, "backtrader not installed", "-",
+                       "< 0.5x backtrader", None)
+            continue
+        ratio = ours["seconds"] / theirs["seconds"]
+        report.add(
+            f"replay {symbols} x {bars} daily bars, sma-crossover (fresh process each)", mine,
+            f"backtrader {theirs['seconds']:.1f} s, {theirs['peak_rss_mb']:.0f} MB, {theirs['trades']:,} trades, "
+            f"equity {theirs['equity']:,.0f}",
+            f"{ratio:.2f}x", "< 0.5x backtrader, < 300 MB", ratio < 0.5 and ours["peak_rss_mb"] < 300,
+        )
+
+
+def bench_quotes(report: Report, symbols: int, rounds: int) -> None:
+    from benchmarks.replay import measure_quotes
+
+    with scratch_dir() as tmp:
+        per_quote = measure_quotes(tmp, symbols, rounds)
+    single, batch, floor = per_quote["single"], per_quote["batch"], per_quote["floor"]
+    print(f"  per quote: set_quote {us(single)}, set_quotes {'n/a' if batch is None else us(batch)}, "
+          f"raw executemany {us(floor)}", flush=True)
+    report.add(f"quote, set_quote: 1 symbol per tx ({symbols} symbols x {rounds} bars)", us(single),
+               f"raw sqlite3 executemany {us(floor)}", f"{single / floor:.1f}x floor", "(reported)", None)
+    if batch is not None:
+        report.add(f"quote, set_quotes: {symbols} symbols in 1 tx", us(batch), f"raw sqlite3 executemany {us(floor)}",
+                   f"{batch / floor:.1f}x floor; {single / batch:.1f}x faster than set_quote", "<= 3x floor",
+                   batch / floor <= 3)
+
+
 # -- the large ledger: open, audit queries, export ------------------------------------------------------------
 def run_child(*args: str) -> dict[str, Any]:
     """Run ``python -m benchmarks.run --child ...`` in a fresh interpreter and return the JSON it prints."""
@@ -448,11 +489,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(FIGURES), help=f"comma-separated subset of {','.join(FIGURES)}")
     parser.add_argument("--reps", type=int, help="repetitions (default 5; quick 2)")
     parser.add_argument("--fills", type=int, help="fills in the large ledger (default 1,000,000; quick 2,000)")
+    parser.add_argument("--full", action="store_true", help="also the 500 x 2,520-bar replay (minutes)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         kind, *rest = args.child
-        result = child_open(*rest) if kind == "open" else child_export(*rest)
+        from benchmarks.replay import child_replay_backtrader, child_replay_ours
+
+        children = {"open": child_open, "export": child_export, "replay-ours": child_replay_ours,
+                    "replay-backtrader": child_replay_backtrader}
+        result = children[kind](*rest)
         print(json.dumps(result))
         return 0
     sizes = QUICK if args.quick else FULL
@@ -475,6 +521,14 @@ def main(argv: list[str] | None = None) -> int:
     if "quote" in selected:
         print(f"quote update filling {sizes.resting} resting limits vs a batch of {sizes.resting} market", flush=True)
         bench_quote(sizes, report)
+    if "quotes" in selected:
+        print("quotes: set_quote per symbol vs set_quotes of a bar vs raw executemany", flush=True)
+        bench_quotes(report, *((20, 2) if args.quick else (500, 10)))
+    if "replay" in selected:
+        from benchmarks.replay import FULL_REPLAY_SIZES, QUICK_REPLAY_SIZES, REPLAY_SIZES
+
+        print("replay vs backtrader (same bars, strategy, costs; each in a fresh process)", flush=True)
+        bench_replay(report, QUICK_REPLAY_SIZES if args.quick else FULL_REPLAY_SIZES if args.full else REPLAY_SIZES)
     plans: list[str] = []
     if {"open", "audit", "export"} & set(selected):
         from benchmarks.bigledger import build_big_ledger

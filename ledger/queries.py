@@ -78,11 +78,14 @@ def mark_price(bid: Decimal | None, ask: Decimal | None) -> Decimal | None:
     return (bid + ask) / 2
 
 
-def portfolio_value(conn: Connection, account_id: int) -> Decimal:
+def portfolio_value(conn: Connection, account_id: int, account: Any = None, held: list[Any] | None = None) -> Decimal:
     """Cash plus positions at the mid of their last quote (at cost basis when no quote is stored); shorts count
-    negative."""
-    value = account_row(conn, account_id).cash_e6
-    for row in position_rows(conn, account_id):
+    negative.
+
+    ``account`` (``account_row``) and ``held`` (``position_rows``) already read in this transaction are used
+    instead of reading them again."""
+    value = (account or account_row(conn, account_id)).cash_e6
+    for row in held if held is not None else position_rows(conn, account_id):
         value += position_value(row.qty_e6, row.cost_basis_e6, mark_price(row.bid_e6, row.ask_e6))
     return value
 
@@ -154,11 +157,10 @@ _successor = orders.alias("successor")
 def orders_stmt(account_id: int, *, status: str | None = None, current_epoch_only: bool = True) -> Select[Any]:
     """The account's orders, oldest first, with the public ids of the orders each ``replaces`` / was
     ``replaced_by``. ``status``: one status, or ``open`` (new, partially_filled) or ``closed`` (the others)."""
-    predecessor, successor = _predecessor, _successor
     stmt = (
-        select(orders, predecessor.c.order_id.label("replaces"), successor.c.order_id.label("replaced_by"))
-        .outerjoin(predecessor, predecessor.c.id == orders.c.replaces_id)
-        .outerjoin(successor, successor.c.id == orders.c.replaced_by_id)
+        select(orders, _predecessor.c.order_id.label("replaces"), _successor.c.order_id.label("replaced_by"))
+        .outerjoin(_predecessor, _predecessor.c.id == orders.c.replaces_id)
+        .outerjoin(_successor, _successor.c.id == orders.c.replaced_by_id)
         .where(orders.c.account_id == account_id)
         .order_by(orders.c.id)
     )

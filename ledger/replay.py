@@ -1,8 +1,9 @@
 """The replay job: feed stored bars, in market time, to an example strategy trading a PaperBroker; resumable.
 
-Each bar is handled in two steps: one ``set_quote`` per symbol (a synthetic spread around the bar's close,
-stamped with the bar's time through the broker's clock), then the strategy's orders for that bar, all in
-ONE ``submit_orders`` transaction. Every order carries a deterministic ``client_order_id``
+Each bar is handled in two steps, two transactions: the bar's quotes, all in ONE ``set_quotes`` call (a
+synthetic spread around each close, stamped with the bar's time through the broker's clock; the resting orders
+they cross fill there), then the strategy's orders for that bar, all in ONE ``submit_orders`` transaction. The
+strategy decides between the two, on the portfolio as the quotes left it (a stop-loss the bar filled is sold). Every order carries a deterministic ``client_order_id``
 ``rp-<job>:<bar time>:<symbol>:<side>``, where ``<job>`` hashes the account, its epoch, the strategy and the
 bars themselves.
 
@@ -38,24 +39,27 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, and_, not_, or_, select
 
 from ledger.bars import DatabaseBarCache
 from ledger.book.accounts import open_account, validate_account_name
-from ledger.book.store import AccountState, find_account, find_run, orders
+from ledger.book.store import AccountState, fills, find_account, find_run, orders
 from ledger.book.validation import validate_bps, validate_cash
 from ledger.brokers.data_provider import (
     DEFAULT_SYNTHETIC_SPREAD_BPS,
     DataProvider,
+    OHLCV_COLUMNS,
     ReplayProvider,
     YFinanceProvider,
+    read_replay_chunks,
     synthetic_quote,
 )
 from ledger.brokers.paper import PaperBroker
@@ -65,7 +69,7 @@ from ledger.db.engine import get_engine, read_transaction, resolve_db_url, trans
 from ledger.db.migrate import ensure_schema
 from ledger.exceptions import LedgerError, OrderRejectedError
 from ledger.jobs import JobLock, acquire_job_lock
-from ledger.money import round_amount, to_decimal
+from ledger.money import MAX_AMOUNT, SCALE_DIGITS, round_amount, to_decimal
 from ledger.queries import account_row, capital, fills_stmt, portfolio_value, position_rows, quotes_stmt, total_return
 from ledger.reports import account_max_drawdown
 from ledger.strategies import OrderIntent, Portfolio, get_strategy
@@ -83,12 +87,21 @@ class BarData:
     """The bars of a replay, one step per distinct time, prices rounded to the ledger's six decimals.
 
     Rounding makes a first run (fresh download) and its resumption (the same bars read back from the
-    database cache) see identical numbers. ``fingerprint`` identifies the data in the job key.
+    database cache) see identical numbers. ``fingerprint`` identifies the data in the job key. The steps are
+    not held: :meth:`steps` reads them again, in time order (a bar file a chunk at a time, so memory stays flat
+    however long the history); only the bar times and the symbols are kept.
     """
 
-    steps: list[Step]
     source: str
     fingerprint: str
+    timestamps: list[datetime]
+    symbols: list[str]
+    last_bars: Bars  # the bars of the last step
+    _read: Callable[[], Iterator[Step]] = field(repr=False, compare=False)
+
+    def steps(self) -> Iterator[Step]:
+        """Every step ``(time, {symbol: {open, high, low, close, volume}})``, in time order."""
+        return self._read()
 
     @classmethod
     def from_steps(cls, steps: Sequence[Step], source: str) -> BarData:
@@ -98,32 +111,97 @@ class BarData:
             (stamp, {symbol: {key: _six_places(value) for key, value in bar.items()} for symbol, bar in bars.items()})
             for stamp, bars in steps
         ]
-        digest = hashlib.sha256()
-        for stamp, bars in rounded:
-            for symbol in sorted(bars):
-                digest.update(f"{stamp.isoformat()}|{symbol}|{sorted(bars[symbol].items())}\n".encode())
-        return cls(rounded, source, digest.hexdigest())
+        return cls._scanned(source, lambda: iter(rounded))
 
-    @property
-    def symbols(self) -> list[str]:
-        return sorted({symbol for _, bars in self.steps for symbol in bars})
+    @classmethod
+    def from_file(cls, path: str | Path, source: str) -> BarData:
+        """Bars streamed from a long CSV or Parquet file: read once here (fingerprint, times, symbols), then
+        again by each :meth:`steps`; a file changed in between is an error, not another replay."""
+        file = Path(path)
+        version = _file_version(file)
+
+        def read() -> Iterator[Step]:
+            if _file_version(file) != version:
+                raise LedgerError(f"{file} changed while it was being replayed; run the replay again")
+            for chunk in read_replay_chunks(file):
+                yield from _chunk_steps(chunk)
+
+        return cls._scanned(source, read)
+
+    @classmethod
+    def _scanned(cls, source: str, read: Callable[[], Iterator[Step]]) -> BarData:
+        digest = hashlib.sha256()
+        timestamps: list[datetime] = []
+        symbols: set[str] = set()
+        bars: Bars = {}
+        for stamp, bars in read():
+            timestamps.append(stamp)
+            symbols.update(bars)
+            at = stamp.isoformat()
+            digest.update("".join([f"{at}|{symbol}|{_sorted_items(bars[symbol])}\n" for symbol in sorted(bars)]).encode())
+        if not timestamps:
+            raise ValueError(f"{source}: no bars to replay")
+        return cls(source, digest.hexdigest(), timestamps, sorted(symbols), bars, read)
 
     def describe(self) -> str:
-        first, last = self.steps[0][0], self.steps[-1][0]
+        first, last = self.timestamps[0], self.timestamps[-1]
         return (
-            f"{self.source}: {', '.join(self.symbols)}, {len(self.steps)} bars "
+            f"{self.source}: {', '.join(self.symbols)}, {len(self.timestamps)} bars "
             f"{first:%Y-%m-%d} .. {last:%Y-%m-%d}"
         )
+
+
+def _sorted_items(bar: dict[str, float]) -> str:
+    """``str(sorted(bar.items()))`` (the fingerprint's form of a bar), written out for the usual OHLCV keys."""
+    if bar.keys() != _OHLCV_KEYS:
+        return str(sorted(bar.items()))
+    return (f"[('close', {bar['close']!r}), ('high', {bar['high']!r}), ('low', {bar['low']!r}), "
+            f"('open', {bar['open']!r}), ('volume', {bar['volume']!r})]")
+
+
+_OHLCV_KEYS = frozenset(OHLCV_COLUMNS)
 
 
 def _six_places(value: float) -> float:
     return float(round_amount(to_decimal(value, "bar value")))
 
 
+def _six_places_array(values: np.ndarray) -> list[float]:
+    """``_six_places`` of each value, exactly, without a Decimal for the values it leaves unchanged.
+
+    ``np.round(v, 6) == v`` means ``v`` is the nearest double to a number of at most six decimals, so its
+    ``repr`` has at most six and the Decimal rounding gives ``v`` back; the other values (and any out of the
+    ledger's range, which ``to_decimal`` refuses) take the Decimal path.
+    """
+    unchanged = (np.round(values, SCALE_DIGITS) == values) & (np.abs(values) < float(MAX_AMOUNT))
+    result = values.tolist()
+    for index in np.flatnonzero(~unchanged).tolist():
+        result[index] = _six_places(result[index])
+    return result
+
+
+def _chunk_steps(chunk: pd.DataFrame) -> Iterator[Step]:
+    """The steps of a validated chunk of bars (whole timestamps, in time order, symbols sorted within one)."""
+    columns = [_six_places_array(chunk[column].to_numpy(dtype="float64")) for column in OHLCV_COLUMNS]
+    rows = list(zip(*columns))
+    symbols = chunk["symbol"].tolist()
+    times = chunk["timestamp"]
+    values = times.array.asi8  # the times as integers: comparing them costs no Timestamp objects
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1]))).tolist()
+    for start, end in zip(starts, [*starts[1:], len(values)]):
+        yield times.iloc[start].to_pydatetime(), {
+            symbols[index]: dict(zip(OHLCV_COLUMNS, rows[index])) for index in range(start, end)
+        }
+
+
+def _file_version(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
+
 def load_bar_file(path: str | Path, label: str | None = None) -> BarData:
-    """Bars from a CSV or Parquet file (``timestamp, symbol, open, high, low, close, volume``)."""
-    provider = ReplayProvider.from_file(path)
-    return BarData.from_steps(list(provider.bars()), label or str(path))
+    """Bars from a CSV or Parquet file (``timestamp, symbol, open, high, low, close, volume``), streamed."""
+    return BarData.from_file(path, label or str(path))
 
 
 def fetch_bar_data(
@@ -169,8 +247,18 @@ def client_order_id(key: str, stamp: datetime, symbol: str, side: str) -> str:
 
 def bar_quote(symbol: str, bar: dict[str, float], stamp: datetime) -> tuple[Decimal, Decimal]:
     """The quote a bar becomes: a synthetic spread around its close, rounded as the ledger stores it."""
-    quote = synthetic_quote(symbol, bar["close"], stamp, DEFAULT_SYNTHETIC_SPREAD_BPS)
-    return round_amount(to_decimal(quote["bid"], "bid")), round_amount(to_decimal(quote["ask"], "ask"))
+    close = bar["close"]
+    if not 0 < close < _ONE_ROUNDING_BELOW:
+        quote = synthetic_quote(symbol, close, stamp, DEFAULT_SYNTHETIC_SPREAD_BPS)
+        return round_amount(to_decimal(quote["bid"], "bid")), round_amount(to_decimal(quote["ask"], "ask"))
+    # synthetic_quote's prices, rounded once: it rounds them to six places as floats and they are rounded
+    # again here, but below 10^9 a number of six decimals has at most 15 digits, so its float's repr is that
+    # number again and the second rounding changes nothing.
+    half = close * DEFAULT_SYNTHETIC_SPREAD_BPS / 20_000.0
+    return round_amount(Decimal(repr(close - half))), round_amount(Decimal(repr(close + half)))
+
+
+_ONE_ROUNDING_BELOW = 1e9
 
 
 @dataclass(frozen=True)
@@ -205,7 +293,7 @@ def find_resume_point(conn: Connection, account: AccountState, key: str, data: B
             "replay into another account (a reset keeps the account's clock, so older bars cannot be replayed into it)"
         )
     clock_bar = max(
-        (index for index, (stamp, _) in enumerate(data.steps) if stamp <= account.clock_at), default=0
+        (index for index, stamp in enumerate(data.timestamps) if stamp <= account.clock_at), default=0
     )
     latest = conn.execute(
         select(orders.c.client_order_id, orders.c.run_id).where(in_epoch, is_job_order).order_by(orders.c.id.desc()).limit(1)
@@ -213,7 +301,7 @@ def find_resume_point(conn: Connection, account: AccountState, key: str, data: B
     if latest is None:
         return ResumePoint(clock_bar, False, None)
     bar_time = latest.client_order_id.split(":")[1]
-    indexes = {stamp.strftime(_TIME_FORMAT): index for index, (stamp, _) in enumerate(data.steps)}
+    indexes = {stamp.strftime(_TIME_FORMAT): index for index, stamp in enumerate(data.timestamps)}
     if bar_time not in indexes:
         raise LedgerError(f"order {latest.client_order_id} of this job names a bar the data does not have")
     order_bar = indexes[bar_time]
@@ -314,7 +402,7 @@ def start_replay(
             progress = None if state is None else _progress(conn, state, strategy, data, costs)
         if progress is None or not progress[2]:
             with write_transaction(conn):
-                state = open_account(conn, name, explicit_cash, validate_cash(get_cfg("initial_cash")), data.steps[0][0])
+                state = open_account(conn, name, explicit_cash, validate_cash(get_cfg("initial_cash")), data.timestamps[0])
                 lock: JobLock | None = acquire_job_lock(conn, state.id, name, REPLAY_LOCK, force=force_unlock)
                 progress = _progress(conn, state, strategy, data, costs)
         else:
@@ -345,10 +433,10 @@ def _is_finished(
     again (read-only, on the same portfolio) tells the two apart. A last batch the broker rejected reads as
     not finished: the next run tries it again (rejected again, nothing placed).
     """
-    last = len(data.steps) - 1
+    last = len(data.timestamps) - 1
     if resume.orders_placed and resume.index == last:
         return True
-    stamp, bars = data.steps[last]
+    stamp, bars = data.timestamps[last], data.last_bars
     stored = {row.symbol: row for row in conn.execute(quotes_stmt(state.id))}
     quotes = {symbol: bar_quote(symbol, bars[symbol], stamp) for symbol in sorted(bars)}
     for symbol, (bid, ask) in quotes.items():
@@ -356,7 +444,7 @@ def _is_finished(
         if row is None or row.quoted_at != stamp or (row.bid_e6, row.ask_e6) != (bid, ask):
             return False
     trader = get_strategy(strategy)
-    for step_stamp, step_bars in data.steps:
+    for step_stamp, step_bars in data.steps():
         trader.observe(step_stamp, step_bars)
     if resume.run_id is not None:
         run = find_run(conn, resume.run_id)
@@ -378,24 +466,23 @@ def run_replay(job: ReplayJob, *, on_step: Callable[[StepReport], None] | None =
     if job.lock is None:
         raise LedgerError("a replay runs only inside start_replay(), which holds the account's replay lock")
     trader = get_strategy(job.strategy)
-    steps, resume = job.data.steps, job.resume
-    clock = MarketClock(steps[resume.index][0])
+    resume, total = job.resume, len(job.data.timestamps)
+    clock = MarketClock(job.data.timestamps[resume.index])
     engine = get_engine(job.db_url)
     with PaperBroker(
         account=job.account, db_url=job.db_url, clock=clock, run_id=resume.run_id,
         slippage_bps=job.costs.slippage_bps, fee_bps=job.costs.fee_bps,
     ) as broker:
-        for index, (stamp, bars) in enumerate(steps):
+        for index, (stamp, bars) in enumerate(job.data.steps()):
             trader.observe(stamp, bars)
             if index < resume.index:
-                _report(on_step, StepReport(index, len(steps), stamp, False, 0, None))
+                _report(on_step, StepReport(index, total, stamp, False, 0, None))
                 continue
             job.lock.heartbeat()
             already_decided = index == resume.index and resume.orders_placed
             clock.now = stamp
             quotes = {symbol: bar_quote(symbol, bars[symbol], stamp) for symbol in sorted(bars)}
-            for symbol, (bid, ask) in quotes.items():
-                broker.set_quote(symbol, bid, ask)
+            broker.set_quotes(quotes)  # the whole bar in one transaction: its quotes and the fills they make
             placed, rejected = 0, None
             if not already_decided:
                 with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
@@ -403,7 +490,7 @@ def run_replay(job: ReplayJob, *, on_step: Callable[[StepReport], None] | None =
                 intents = trader.decide(stamp, portfolio)
                 placed, rejected = _submit(broker, job.key, stamp, intents)
             broker.mark_equity()  # the bar's close marked to market: the equity curve and drawdown read these
-            _report(on_step, StepReport(index, len(steps), stamp, True, placed, rejected))
+            _report(on_step, StepReport(index, total, stamp, True, placed, rejected))
         run_id = broker.run_id
     return summarize(job, run_id)
 
@@ -422,10 +509,11 @@ def ledger_portfolio(
 ) -> Portfolio:
     """What the strategy is shown at a bar, read from the ledger (floats, as the broker protocol returns them)."""
     account = account_row(conn, account_id)
+    held = position_rows(conn, account_id)
     return Portfolio(
         cash=float(account.cash_e6 - account.reserved_cash_e6),
-        equity=float(portfolio_value(conn, account_id)),
-        positions={row.symbol: float(row.qty_e6) for row in position_rows(conn, account_id)},
+        equity=float(portfolio_value(conn, account_id, account, held)),
+        positions={row.symbol: float(row.qty_e6) for row in held},
         quotes={symbol: (float(bid), float(ask)) for symbol, (bid, ask) in quotes.items()},
         slippage_bps=float(slippage_bps),
         fee_bps=float(fee_bps),
@@ -465,6 +553,8 @@ def _submit(broker: PaperBroker, key: str, stamp: datetime, intents: list[OrderI
 def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
     """Equity per bar (cash and holdings from the ledger's fills, marked at each bar's quote mid) and figures.
 
+    The fills are read alongside the bars, not held (a long replay makes tens of thousands).
+
     The max drawdown is the account's, as ``paper-ledger report`` shows it (ledger.reports.account_max_drawdown).
     """
     engine = get_engine(job.db_url)
@@ -474,39 +564,43 @@ def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
         initial_cash = state.initial_cash
         invested = capital(conn, state.id)
         equity = portfolio_value(conn, state.id)
-        fills = conn.execute(fills_stmt(state.id)).all()
         drawdown = account_max_drawdown(conn, job.account)
-    cash = initial_cash
-    held: dict[str, Decimal] = {}
-    marks: dict[str, Decimal] = {}
-    curve: list[tuple[datetime, Decimal]] = []
-    position = 0
-    for stamp, bars in job.data.steps:
-        while position < len(fills) and fills[position].filled_at <= stamp:
-            fill = fills[position]
-            buy = fill.side == SIDE_BUY
-            cash += -(fill.notional_e6 + fill.fee_e6) if buy else fill.notional_e6 - fill.fee_e6
-            held[fill.symbol] = held.get(fill.symbol, Decimal(0)) + (fill.qty_e6 if buy else -fill.qty_e6)
-            position += 1
-        for symbol, bar in bars.items():
-            bid, ask = bar_quote(symbol, bar, stamp)
-            marks[symbol] = (bid + ask) / 2
-        curve.append((stamp, cash + sum((qty * marks[symbol] for symbol, qty in held.items()), Decimal(0))))
-    notional = sum((fill.notional_e6 for fill in fills), Decimal(0))
+        # Only the columns the curve needs, read as the bars go.
+        columns = ("filled_at", "symbol", "side", "qty_e6", "notional_e6", "fee_e6")
+        rows = conn.execute(fills_stmt(state.id).with_only_columns(*(fills.c[name] for name in columns)))
+        fill = next(rows, None)
+        cash = initial_cash
+        held: dict[str, Decimal] = {}
+        marks: dict[str, Decimal] = {}
+        curve: list[tuple[datetime, Decimal]] = []
+        trades, fees, notional = 0, Decimal(0), Decimal(0)
+        for stamp, bars in job.data.steps():
+            while fill is not None and fill.filled_at <= stamp:
+                buy = fill.side == SIDE_BUY
+                cash += -(fill.notional_e6 + fill.fee_e6) if buy else fill.notional_e6 - fill.fee_e6
+                held[fill.symbol] = held.get(fill.symbol, Decimal(0)) + (fill.qty_e6 if buy else -fill.qty_e6)
+                trades, fees, notional = trades + 1, fees + fill.fee_e6, notional + fill.notional_e6
+                fill = next(rows, None)
+            for symbol, bar in bars.items():
+                bid, ask = bar_quote(symbol, bar, stamp)
+                marks[symbol] = (bid + ask) / 2
+            curve.append((stamp, cash + sum((qty * marks[symbol] for symbol, qty in held.items()), Decimal(0))))
+        for fill in [fill, *rows] if fill is not None else ():  # after the last bar (none in a replay's own run)
+            trades, fees, notional = trades + 1, fees + fill.fee_e6, notional + fill.notional_e6
     return ReplaySummary(
         account=job.account,
         strategy=job.strategy,
         job=job.key,
         run_id=run_id,
-        bars=len(job.data.steps),
+        bars=len(job.data.timestamps),
         resumed_at=job.resume.index if job.resume.resumed else None,
         already_finished=job.finished,
         initial_cash=initial_cash,
         equity=equity,
         total_return=total_return(equity, invested) or Decimal(0),
         max_drawdown=drawdown,
-        trades=len(fills),
-        fees=sum((fill.fee_e6 for fill in fills), Decimal(0)),
+        trades=trades,
+        fees=fees,
         traded_notional=notional,
         turnover=notional / initial_cash if initial_cash else Decimal(0),
         equity_by_bar=curve,

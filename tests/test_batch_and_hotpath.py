@@ -154,6 +154,7 @@ def test_benchmark_smoke():
         "| market order, 1 tx each, SQLite", "| submit_orders():", "| quote update filling",
         "| open a ledger of", "| audit on", "| export", "| market order, 1 tx each, PostgreSQL",
         "| service load, sqlite, 1 worker(s)",
+        "| quote, set_quote:", "| quote, set_quotes:", "| replay 5 x 60 daily bars",
     ]
     for start in expected:
         assert any(line.startswith(start) for line in table), f"no row {start!r} in:\n" + "\n".join(table)

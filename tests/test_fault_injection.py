@@ -1,9 +1,9 @@
 """Fault injection: an error anywhere inside a write transaction leaves no partial rows and no balance changed.
 
 For each use case (open an account, market and limit orders, a rejection, cancels, a quote that fills resting
-orders, reset; and of the order model: a replace, one that fills a partially filled order again, a quote that
-triggers stops and partially fills orders by displayed size, a quote that expires a day order, cancel all, close a
-position) the test first runs it once on a scout account to discover its write points, then, on an identical
+orders, a batch of quotes filling orders of two symbols, reset; and of the order model: a replace, one that
+fills a partially filled order again, a quote that triggers stops and partially fills orders by displayed size,
+a quote that expires a day order, cancel all, close a position) the test first runs it once on a scout account to discover its write points, then, on an identical
 account, makes it fail at each of them in turn:
 
 - in Python, right after each call of a row-writing function or method of ``ledger.book.store`` (``insert_*``,
@@ -137,6 +137,12 @@ def _short_book(broker: PaperBroker) -> None:
     broker.submit_order("AAPL", "BUY", 10, "stop", stop_price=152.0)
 
 
+def _resting_in_two_symbols(broker: PaperBroker) -> None:
+    _resting_buys(broker)
+    broker.set_quote("MSFT", bid=400.0, ask=400.4)
+    broker.submit_order("MSFT", "BUY", 3, "limit", 399.0)
+
+
 SCENARIOS = [
     Scenario("open a new account", lambda broker: None, _open_account),
     Scenario("market buy", _quote, _submit("AAPL", "BUY", 10)),
@@ -156,6 +162,8 @@ SCENARIOS = [
     Scenario("quote triggers stops and partially fills orders", _stops_and_limits_resting,
              lambda broker, tag: broker.set_quote("AAPL", bid=148.2, ask=148.4, bid_size=12, ask_size=6)),
     Scenario("quote after the close expires a day order", _resting_day_order, _quote_after_the_close),
+    Scenario("quotes batch fills resting buys of two symbols", _resting_in_two_symbols,
+             lambda broker, tag: broker.set_quotes({"AAPL": (148.0, 148.4), "NVDA": (90.0, 90.1), "MSFT": (398.0, 398.5)})),
     Scenario("cancel all orders", _stops_and_limits_resting, lambda broker, tag: broker.cancel_all_orders()),
     Scenario("close a position held by no order", _holding, lambda broker, tag: broker.close_position("AAPL", qty=15)),
     Scenario("quote fills a short sale and a buy stop that covers", _short_book, _quote_at(151.5, 152.2)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -17,7 +18,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, insert, select
 
 from ledger.book.store import find_account
-from ledger.brokers.data_provider import ReplayProvider, YFinanceProvider
+from ledger import replay as replay_module
+from ledger.brokers.data_provider import ReplayProvider, YFinanceProvider, read_replay_chunks
 from ledger.brokers.paper import PaperBroker
 from ledger.cli import cli
 from ledger.data import sample_bars_path
@@ -169,7 +171,7 @@ def interrupt_on_call(monkeypatch, method: str, call: int, after: bool) -> None:
 @pytest.mark.parametrize(
     ("strategy", "method", "call", "after"),
     [
-        ("sma-crossover", "set_quote", 200, False),  # between two symbols' quotes of one bar
+        ("sma-crossover", "set_quotes", 67, True),  # a bar's quotes stored (one transaction), its orders not decided
         ("equal-weight", "submit_orders", 3, True),  # the bar's batch committed, the process dies before going on
         ("sma-crossover", "submit_orders", 4, False),  # the bar's quotes stored, its batch never sent
     ],
@@ -291,7 +293,7 @@ def test_replay_refuses_an_account_holding_orders_it_did_not_place(db_url, bars)
 
 
 def test_client_order_ids_are_deterministic_printable_and_short(bars):
-    stamp = bars.steps[0][0]
+    stamp = bars.timestamps[0]
     longest_symbol = "A" * 32
     coid = client_order_id("rp-0123456789abcdef", stamp, longest_symbol, "SELL")
     assert coid == client_order_id("rp-0123456789abcdef", stamp, longest_symbol, "SELL")
@@ -333,7 +335,7 @@ def test_symbols_are_fetched_once_then_replayed_from_the_ledger_cache(db_url, ba
     )
     assert sorted(fake.requests) == ["SYN_A", "SYN_B"]  # the re-run read the database, not the network
     assert again.fingerprint == first.fingerprint  # same bars -> same job key -> a re-run resumes
-    assert first.symbols == ["SYN_A", "SYN_B"] and len(first.steps) > 30
+    assert first.symbols == ["SYN_A", "SYN_B"] and len(first.timestamps) > 30
 
 
 def test_replay_cli_with_symbols_uses_the_data_provider_and_resumes_from_cached_bars(db_url, bars_file, monkeypatch):
@@ -506,7 +508,7 @@ def plant_lock(db_url: str, host: str, pid: int) -> None:
 
 def test_a_lock_held_on_another_host_is_refused_until_force_unlock(db_url, reference_db_url, bars_file, bars):
     arguments = replay_arguments(db_url, bars_file)
-    PaperBroker(account=ACCOUNT, db_url=db_url, initial_cash=CASH, clock=lambda: bars.steps[0][0]).close()
+    PaperBroker(account=ACCOUNT, db_url=db_url, initial_cash=CASH, clock=lambda: bars.timestamps[0]).close()
     plant_lock(db_url, "elsewhere.example", 4242)
     before = table_snapshot(db_url)
     refused = CliRunner().invoke(cli, arguments)
@@ -523,7 +525,7 @@ def test_a_lock_held_on_another_host_is_refused_until_force_unlock(db_url, refer
 
 
 def test_a_lock_held_by_a_live_process_of_this_host_is_refused(db_url, bars_file, bars):
-    PaperBroker(account=ACCOUNT, db_url=db_url, initial_cash=CASH, clock=lambda: bars.steps[0][0]).close()
+    PaperBroker(account=ACCOUNT, db_url=db_url, initial_cash=CASH, clock=lambda: bars.timestamps[0]).close()
     plant_lock(db_url, socket.gethostname(), os.getpid())  # this test process: certainly alive
     refused = CliRunner().invoke(cli, replay_arguments(db_url, bars_file))
     assert refused.exit_code == 4 and "wait for it to finish" in refused.stderr
@@ -623,3 +625,25 @@ def test_replay_slippage_and_fee_options_set_the_costs_of_a_new_jobs_run(db_url,
     fills = ledger_state(db_url)["fills"]
     assert fills and all(fill[5] == (fill[3] * fill[4] * Decimal("0.0003")).quantize(Decimal("0.000001"))
                          for fill in fills)
+
+
+def test_a_bar_file_streamed_in_small_chunks_gives_the_steps_and_job_of_the_file_read_whole(
+    bars_file, tmp_path, monkeypatch
+):
+    """Chunks of 7 rows split the 3-symbol bars inside timestamps: the steps, their rounding and the fingerprint
+    (hence the job key) must not change; a row out of time order across a chunk boundary is still refused."""
+    frame = pd.read_csv(bars_file)
+    frame.loc[::5, "close"] = frame.loc[::5, ["close", "high"]].min(axis=1) - 0.0000004  # rounds to 6 places
+    noisy = tmp_path / "noisy.csv"
+    frame.to_csv(noisy, index=False)
+    whole = BarData.from_steps(list(ReplayProvider.from_file(noisy).bars()), "whole")
+    monkeypatch.setattr(replay_module, "read_replay_chunks", functools.partial(read_replay_chunks, chunk_rows=7))
+
+    streamed = load_bar_file(noisy, "streamed")
+
+    assert streamed.fingerprint == whole.fingerprint and streamed.timestamps == whole.timestamps
+    assert list(streamed.steps()) == list(whole.steps())
+    # Bar 3's first row moved before bar 2's rows: the end of the first chunk (row 6) is later than row 7.
+    frame.iloc[[*range(6), 9, 6, 7, 8, *range(10, len(frame))]].to_csv(noisy, index=False)
+    with pytest.raises(ValueError, match="row 7 .*not in time order"):
+        load_bar_file(noisy)

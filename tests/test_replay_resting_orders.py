@@ -87,8 +87,8 @@ def test_sma_stops_killed_at_random_points_resumes_to_the_state_of_an_uninterrup
     [
         ("cancel_order", 1, True),  # the exit's stop canceled, the process dies before the exit's sell
         ("cancel_order", 3, False),  # dies just before canceling a stop
-        ("set_quote", 130, True),  # a quote stored (maybe filling a stop), the bar's orders not decided yet
-        ("set_quote", 251, True),
+        ("set_quotes", 44, True),  # a bar's quotes stored (maybe filling a stop), its orders not decided yet
+        ("set_quotes", 84, True),
     ],
 )
 def test_sma_stops_interrupted_at_a_precise_point_resumes_exactly(

@@ -144,6 +144,13 @@ def test_http_edges_no_redirects_double_slashes_json_errors_and_body_limit(servi
     assert invalid.status_code == 422 and invalid.json()["code"] == 40010001
     huge = httpx.post(service.url + "/v1/ledger/quotes", content=b"[" + b" " * (2 << 20) + b"]", headers=headers)
     assert huge.status_code == 413 and set(huge.json()) == {"code", "message"}
+    # A quote list is one transaction: a repeated symbol or one bad quote stores none of them.
+    for batch in ([{"symbol": "QB1", "bid": "1", "ask": "1"}, {"symbol": "QB1", "bid": "2", "ask": "2"}],
+                  [{"symbol": "QB1", "bid": "1", "ask": "1"}, {"symbol": "QB2", "bid": "3", "ask": "2"}]):
+        refused = httpx.post(service.url + "/v1/ledger/quotes", json=batch, headers=headers)
+        assert refused.status_code == 422 and set(refused.json()) == {"code", "message"}, refused.text
+    stored = httpx.get(service.url + "/v2/stocks/quotes/latest", params={"symbols": "QB1,QB2"}, headers=headers)
+    assert stored.json()["quotes"] == {}, "nothing of a refused quote list is stored"
     assert httpx.get(service.url + "/healthz").json()["status"] == "ok"
 
 

@@ -432,7 +432,7 @@ def _margin_error(
         if side == SIDE_SELL:
             return _shares_error(order, position, qty, "; a sell closes a long position, it cannot also open a short")
         store.flush(now)
-        covering = sum((remaining_qty(o) for o in store.open_orders(account, symbol) if o["side"] == SIDE_BUY), ZERO)
+        covering = sum((remaining_qty(o) for o in store.open_orders(account, [symbol]) if o["side"] == SIDE_BUY), ZERO)
         if qty > -held - covering:
             return OrderRejectedError(
                 symbol,
@@ -444,7 +444,7 @@ def _margin_error(
     if side == SIDE_SELL and not account.shorting_enabled:
         return _shares_error(order, position, qty, " (short selling is disabled on this account)")
     store.flush(now)
-    if held == 0 and any(o["side"] != side for o in store.open_orders(account, symbol)):
+    if held == 0 and any(o["side"] != side for o in store.open_orders(account, [symbol])):
         opposite = "buy" if side == SIDE_SELL else "sell"
         return OrderRejectedError(
             symbol,
@@ -558,11 +558,11 @@ def execute_fill(
 
 
 def work_open_orders(
-    store: Store, account: AccountState, symbol: str, quote: QuoteSnapshot, run_id: str, now: datetime
+    store: Store, account: AccountState, symbol: str, quote: QuoteSnapshot, open_orders: list[dict[str, Any]],
+    run_id: str, now: datetime,
 ) -> list[dict[str, Any]]:
-    """Let the new quote move, trigger and fill the symbol's open orders, oldest first; returns the fills."""
+    """Let the new quote move, trigger and fill the symbol's ``open_orders`` (oldest first); returns the fills."""
     fills: list[dict[str, Any]] = []
-    open_orders = store.open_orders(account, symbol)
     if not open_orders:
         return fills
     liquidity = Liquidity(account, quote)

@@ -1,7 +1,8 @@
-"""Use case: store a quote and, in the same transaction, let it move, trigger and fill the account's open orders."""
+"""Use case: store quotes and, in the same transaction, let them move, trigger and fill the account's open orders."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,12 +12,25 @@ from ledger.book.store import Store
 from ledger.book.validation import QuoteInput
 
 
-def update_quote(store: Store, ctx: TradingContext, quote: QuoteInput, now: datetime) -> list[dict[str, Any]]:
-    """Upsert the account's last quote for the symbol; work the symbol's open orders oldest first (trailing
-    stops move, stops trigger, marketable orders fill); mark equity (at a fill, else by interval); return fills."""
+def update_quotes(store: Store, ctx: TradingContext, quotes: Sequence[QuoteInput], now: datetime) -> list[dict[str, Any]]:
+    """Upsert the account's last quote of each symbol (one statement); work each symbol's open orders with its
+    quote, symbol by symbol in the given order, oldest order first (trailing stops move, stops trigger,
+    marketable orders fill); mark equity once (at a fill, else by interval); return the fills.
+
+    The same fills and orders as storing the quotes one at a time in that order at broker time ``now``; the
+    open orders of all the symbols are read in one query, so a symbol without orders costs only its upsert.
+    """
     account = open_account_for_write(store, ctx, now)
-    snapshot = store.upsert_quote(account, quote.symbol, (quote.bid, quote.ask, quote.bid_size, quote.ask_size), now)
-    fills = work_open_orders(store, account, quote.symbol, snapshot, ctx.run_id, now)
+    snapshots = store.upsert_quotes(
+        account, [(quote.symbol, quote.bid, quote.ask, quote.bid_size, quote.ask_size) for quote in quotes], now
+    )
+    resting: dict[str, list[dict[str, Any]]] = {}
+    for order in store.open_orders(account, list(snapshots)):
+        resting.setdefault(order["symbol"], []).append(order)
+    fills: list[dict[str, Any]] = []
+    for symbol, snapshot in snapshots.items():
+        if symbol in resting:
+            fills += work_open_orders(store, account, symbol, snapshot, resting[symbol], ctx.run_id, now)
     mark_equity(store, account, now, reason=MARK_FILL if fills else MARK_QUOTE)
     store.flush(now)  # the fills, the orders' changes, and the account's advanced clock
     return fills

@@ -252,10 +252,12 @@ class _Dialect:
             f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND status IN ({open_statuses})"
             " ORDER BY id"
         )
-        self.open_orders_of_symbol = sql(
-            f"SELECT {order_list} FROM orders WHERE account_id = ? AND symbol = ? AND status IN ({open_statuses})"
-            " AND epoch = ? ORDER BY id"
+        # Completed with "IN (?, ...)" of a batch's symbols: ix_orders_account_id_symbol_status serves each symbol.
+        self.open_orders_of_symbols = sql(
+            f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND status IN ({open_statuses})"
+            " AND symbol IN "
         )
+        self.mark = mark
         self.due_orders = sql(
             f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND status IN ({open_statuses})"
             " AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY id"
@@ -280,6 +282,7 @@ class _Dialect:
 
 
 _DIALECTS: dict[str, _Dialect] = {}
+_SYMBOLS_PER_STATEMENT = 500  # bound parameters per statement stay far below SQLite's and PostgreSQL's limits
 
 
 
@@ -449,13 +452,22 @@ class Store:
             fill["order_id"] = order["order_id"]
         return order, fill
 
-    def open_orders(self, account: AccountState, symbol: str | None = None) -> list[dict[str, Any]]:
-        """Open (``new`` or ``partially_filled``) orders of the current epoch, oldest first; optionally of one
-        symbol."""
-        if symbol is None:
+    def open_orders(self, account: AccountState, symbols: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Open (``new`` or ``partially_filled``) orders of the current epoch, oldest first; optionally only those
+        of ``symbols`` (one statement per 500 symbols, however many have no order)."""
+        if isinstance(symbols, str):  # a str is a sequence of one-letter symbols: surely a caller's mistake
+            raise TypeError(f"open_orders takes a list of symbols, got the string {symbols!r}")
+        if symbols is None:
             rows = self._execute(self._sql.open_orders, (account.id, account.epoch)).fetchall()
         else:
-            rows = self._execute(self._sql.open_orders_of_symbol, (account.id, symbol, account.epoch)).fetchall()
+            rows = []
+            for start in range(0, len(symbols), _SYMBOLS_PER_STATEMENT):
+                chunk = symbols[start : start + _SYMBOLS_PER_STATEMENT]
+                marks = ", ".join([self._sql.mark] * len(chunk))
+                sql = f"{self._sql.open_orders_of_symbols}({marks}) ORDER BY id"
+                rows += self._execute(sql, (account.id, account.epoch, *chunk)).fetchall()
+            if len(symbols) > _SYMBOLS_PER_STATEMENT:
+                rows.sort(key=itemgetter(0))  # oldest first across the statements (``id`` is the first column)
         return [self._decode(row, self._sql.order_decoders) for row in rows]  # type: ignore[misc]
 
     def due_orders(self, account: AccountState, now: datetime) -> list[dict[str, Any]]:
@@ -552,15 +564,21 @@ class Store:
         self._order_updates.append((*(order[column] for column in _ORDER_UPDATE_COLUMNS), order["id"]))
 
     # -- immediate writes --------------------------------------------------------------------------------------
-    def upsert_quote(self, account: AccountState, symbol: str, values: tuple[Decimal, Decimal, Decimal, Decimal],
-                     quoted_at: datetime) -> QuoteSnapshot:
-        """Replace the account's last quote for the symbol (bid, ask, bid size, ask size)."""
-        self._execute(
-            self._sql.upsert_quote,
-            (account.id, symbol, *(to_scaled(value) for value in values), self._sql.time_in(quoted_at)),
-        )
-        snapshot = self._quotes[symbol] = QuoteSnapshot(values[0], values[1], quoted_at, values[2], values[3])
-        return snapshot
+    def upsert_quotes(
+        self, account: AccountState, quotes: Sequence[tuple[str, Decimal, Decimal, Decimal, Decimal]], quoted_at: datetime
+    ) -> dict[str, QuoteSnapshot]:
+        """Replace the account's last quote of each symbol (symbol, bid, ask, bid size, ask size), in one
+        ``executemany``; returns the stored quotes by symbol."""
+        account_id, stamp = account.id, self._time_in(quoted_at)
+        self._execute_many(self._sql.upsert_quote, [
+            (account_id, symbol, to_scaled(bid), to_scaled(ask), to_scaled(bid_size), to_scaled(ask_size), stamp)
+            for symbol, bid, ask, bid_size, ask_size in quotes
+        ])
+        snapshots = {
+            symbol: QuoteSnapshot(bid, ask, quoted_at, bid_size, ask_size) for symbol, bid, ask, bid_size, ask_size in quotes
+        }
+        self._quotes.update(snapshots)
+        return snapshots
 
     def take_displayed_size(self, account: AccountState, symbol: str, side: str, qty: Decimal) -> None:
         """Record that a fill took ``qty`` of the quote's displayed size on the side it trades (buys: the ask)."""

@@ -7,6 +7,7 @@ was wrong; nothing below this module has to re-check its inputs.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -213,6 +214,10 @@ def validate_client_order_id(client_order_id: object) -> str | None:
     return client_order_id
 
 
+DEFAULT_QUOTE_SIZE = 100  # the displayed size of a quote given without sizes
+_DEFAULT_SIZE = Decimal(DEFAULT_QUOTE_SIZE)  # validated once (a batch of bars' quotes passes it for every symbol)
+
+
 @dataclass(frozen=True)
 class QuoteInput:
     symbol: str
@@ -229,7 +234,10 @@ def validate_quote(symbol: object, bid: object, ask: object, bid_size: object, a
         clean_symbol = normalize_symbol(symbol)
         clean_bid = exact(to_decimal(bid, "bid"), "bid")
         clean_ask = exact(to_decimal(ask, "ask"), "ask")
-        sizes = [exact(to_decimal(size, name), name) for size, name in ((bid_size, "bid_size"), (ask_size, "ask_size"))]
+        sizes = [
+            _DEFAULT_SIZE if size is DEFAULT_QUOTE_SIZE else exact(to_decimal(size, name), name)
+            for size, name in ((bid_size, "bid_size"), (ask_size, "ask_size"))
+        ]
     except (ValueError, AmountError) as exc:
         raise InvalidQuoteError(f"invalid quote for {printable(symbol)}: {exc}") from exc
     if clean_bid <= 0 or clean_ask <= 0:
@@ -239,6 +247,34 @@ def validate_quote(symbol: object, bid: object, ask: object, bid_size: object, a
     if min(sizes) < 0:
         raise InvalidQuoteError(f"invalid quote for {clean_symbol}: sizes must be >= 0")
     return QuoteInput(clean_symbol, clean_bid, clean_ask, sizes[0], sizes[1])
+
+
+def validate_quotes(quotes: object) -> list[QuoteInput]:
+    """A batch of quotes, ``{symbol: (bid, ask)}``, ``(bid, ask, bid_size, ask_size)`` or a mapping with keys
+    ``bid``, ``ask`` and optionally ``bid_size``, ``ask_size`` (sizes default to 100), each checked as
+    ``validate_quote`` checks one; the first invalid one raises InvalidQuoteError naming its symbol."""
+    if not isinstance(quotes, Mapping):
+        raise InvalidQuoteError(f"quotes must be a mapping of symbol to quote, got {type(quotes).__name__}")
+    checked: dict[str, QuoteInput] = {}
+    for symbol, values in quotes.items():
+        if isinstance(values, Mapping) and {"bid", "ask"} <= values.keys() <= _QUOTE_KEYS:
+            fields = [values["bid"], values["ask"], values.get("bid_size", DEFAULT_QUOTE_SIZE),
+                      values.get("ask_size", DEFAULT_QUOTE_SIZE)]
+        elif isinstance(values, (tuple, list)) and len(values) in (2, 4):
+            fields = [*values, DEFAULT_QUOTE_SIZE, DEFAULT_QUOTE_SIZE][:4]
+        else:
+            raise InvalidQuoteError(
+                f"invalid quote for {printable(symbol)}: expected (bid, ask), (bid, ask, bid_size, ask_size) or a "
+                f"mapping with bid, ask and optionally bid_size, ask_size; got {printable(values)}"
+            )
+        quote = validate_quote(symbol, *fields)
+        if quote.symbol in checked:
+            raise InvalidQuoteError(f"invalid quotes: {quote.symbol} is given twice")
+        checked[quote.symbol] = quote
+    return list(checked.values())
+
+
+_QUOTE_KEYS = frozenset({"bid", "ask", "bid_size", "ask_size"})
 
 
 def require_utc(value: object, what: str) -> datetime:

@@ -587,8 +587,10 @@ class YFinanceProvider(DataProvider):
 # Replay
 
 
-def _prepare_replay_frame(bars: pd.DataFrame, symbol: str | None) -> pd.DataFrame:
-    """Validate replay input and return it in long form: UTC timestamps, upper-case symbols, float OHLCV."""
+def _prepare_replay_frame(bars: pd.DataFrame, symbol: str | None, first_row: int = 0) -> pd.DataFrame:
+    """Validate replay input and return it in long form: UTC timestamps, upper-case symbols, float OHLCV.
+
+    ``first_row``: the position of ``bars``' first row in the caller's data (errors name rows by position)."""
     if not isinstance(bars, pd.DataFrame):
         raise TypeError(f"replay bars must be a pandas DataFrame, got {type(bars).__name__}")
     frame = bars
@@ -626,7 +628,7 @@ def _prepare_replay_frame(bars: pd.DataFrame, symbol: str | None) -> pd.DataFram
         raise ValueError(f"replay bars hold a bad symbol: {exc}") from exc
     symbols = raw_symbols.map(mapping).astype(object)
     # Error messages name rows by their position in the caller's frame (0 = first data row).
-    positions = np.arange(len(frame))
+    positions = np.arange(len(frame)) + first_row
     if symbol is not None:
         keep = (symbols == symbol).to_numpy()
         if not keep.any():
@@ -688,6 +690,50 @@ def _prepare_replay_frame(bars: pd.DataFrame, symbol: str | None) -> pd.DataFram
         raise fail(row, stamps[row], "duplicate (timestamp, symbol) row")
     # Rows are already in time order; order symbols within a timestamp so replay is deterministic.
     return clean.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+
+
+REPLAY_CHUNK_ROWS = 25_000
+
+
+def read_replay_chunks(path: str | Path, chunk_rows: int = REPLAY_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """A long ``.csv`` or ``.parquet`` bar file (as ``ReplayProvider.from_file`` reads it) in validated chunks
+    of about ``chunk_rows`` rows, in time order, each holding whole timestamps (symbols sorted within one).
+
+    Memory stays flat however long the history: the file is read ``chunk_rows`` at a time, and the rows of the
+    last timestamp of a chunk wait for the next one (a timestamp may straddle two). Errors name the file and
+    the data row, as ``from_file``'s do; rows out of time order across chunks are refused like within one.
+    """
+    source = Path(path)
+    suffix = source.suffix.lower()
+    if suffix == ".csv":
+        raw_chunks: Iterable[pd.DataFrame] = pd.read_csv(
+            source, dtype={"symbol": str}, keep_default_na=False, na_values=[""], chunksize=chunk_rows
+        )
+    elif suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        raw_chunks = (batch.to_pandas() for batch in pq.ParquetFile(source).iter_batches(batch_size=chunk_rows))
+    else:
+        raise ValueError(f"replay file must be .csv or .parquet, got {source}")
+    waiting: pd.DataFrame | None = None  # raw rows of the previous chunk's last timestamp
+    first_row = 0
+    try:
+        for raw in raw_chunks:
+            if waiting is not None:
+                raw = pd.concat([waiting, raw], ignore_index=True)
+            # The waiting rows come first, so time order and duplicates are checked across chunks too.
+            clean = _prepare_replay_frame(raw, None, first_row)
+            stamps = clean["timestamp"]
+            last = int((stamps == stamps.iloc[-1]).sum())  # raw rows are in time order: these are its tail
+            waiting = raw.iloc[len(raw) - last :]
+            first_row += len(raw) - last
+            if last < len(clean):
+                yield clean.iloc[: len(clean) - last]
+        if waiting is None:
+            raise ValueError("replay bars are empty")
+        yield _prepare_replay_frame(waiting, None, first_row)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from exc
 
 
 class ReplayProvider(DataProvider):

@@ -8,7 +8,7 @@ be shared by threads: its calls take turns on its one connection (a lock seriali
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -43,12 +43,14 @@ from ledger.book.orders import (
     submit_order,
     submit_orders,
 )
-from ledger.book.quotes import update_quote
+from ledger.book.quotes import update_quotes
 from ledger.book.records import fill_record, order_record
 from ledger.book.settings import configure_account, settings_record, validate_settings
 from ledger.book.store import PendingRun, Store, find_account
 from ledger.book.validation import (
+    DEFAULT_QUOTE_SIZE,
     InvalidOrder,
+    QuoteInput,
     OrderRequest,
     ledger_id,
     normalize_symbol,
@@ -59,6 +61,7 @@ from ledger.book.validation import (
     validate_cash_amount,
     validate_order,
     validate_quote,
+    validate_quotes,
 )
 from ledger.book.verify import verify_ledger
 from ledger.config import get_cfg
@@ -404,12 +407,29 @@ class PaperBroker:
 
     # -- quotes ------------------------------------------------------------------------------------------
     def set_quote(
-        self, symbol: str, bid: float, ask: float, bid_size: float = 100, ask_size: float = 100
+        self, symbol: str, bid: float, ask: float, bid_size: float = DEFAULT_QUOTE_SIZE,
+        ask_size: float = DEFAULT_QUOTE_SIZE,
     ) -> list[dict[str, Any]]:
-        """Store the symbol's quote at broker time and fill the resting limits it crosses; returns those fills."""
-        quote = validate_quote(symbol, bid, ask, bid_size, ask_size)
+        """Store the symbol's quote at broker time and fill the resting orders it crosses; returns those fills.
+
+        ``set_quotes`` of one symbol (see there)."""
+        return self._store_quotes([validate_quote(symbol, bid, ask, bid_size, ask_size)])
+
+    def set_quotes(self, quotes: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Store many symbols' quotes at broker time in ONE transaction; returns the fills they made.
+
+        ``quotes``: symbol -> ``(bid, ask)``, ``(bid, ask, bid_size, ask_size)`` or a mapping with ``bid``,
+        ``ask`` and optionally ``bid_size``, ``ask_size`` (sizes default to 100). The same fills and resting
+        orders as ``set_quote`` of each symbol in the mapping's order (day orders expire, stops trigger,
+        trailing stops move, orders fill oldest first, displayed sizes limit fills), and one equity mark at most.
+        An invalid quote (InvalidQuoteError, naming the symbol) rejects the whole batch: nothing is written.
+        """
+        checked = validate_quotes(quotes)
+        return self._store_quotes(checked) if checked else []
+
+    def _store_quotes(self, quotes: list[QuoteInput]) -> list[dict[str, Any]]:
         with self._writing() as store:
-            fills = update_quote(store, self._ctx, quote, self.now())
+            fills = update_quotes(store, self._ctx, quotes, self.now())
         return [fill_record(fill) for fill in fills]
 
     def get_quote(self, symbol: str) -> dict[str, Any]:

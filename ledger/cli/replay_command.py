@@ -100,7 +100,7 @@ def replay(
                 click.echo("this job already finished: nothing to replay, nothing written")
             elif job.resume.resumed:
                 at = job.resume.index
-                click.echo(f"resuming at bar {at + 1}/{len(data.steps)} ({data.steps[at][0]:%Y-%m-%d}), "
+                click.echo(f"resuming at bar {at + 1}/{len(data.timestamps)} ({data.timestamps[at]:%Y-%m-%d}), "
                            "the last bar this job stored")
             summary = _run(job, verbose)
     except JobLockedError as exc:
@@ -142,7 +142,7 @@ def _run(job: ReplayJob, verbose: bool) -> ReplaySummary:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=progress_console, disable=verbose or not progress_console.is_terminal,
     )
-    task = progress.add_task("replaying", total=len(job.data.steps))
+    task = progress.add_task("replaying", total=len(job.data.timestamps))
 
     def show(step: StepReport) -> None:
         if step.rejected:

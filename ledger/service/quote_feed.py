@@ -56,13 +56,16 @@ class ReplaySource:
         self.data = load_bar_file(path, label)
         self.interval = 1 / speed
         self.description = f"replay of {self.data.describe()}, {speed:g} bars/s, in a loop"
-        self.position = 0
+        self._steps = self.data.steps()  # read as it is played (the bars are streamed, not held)
 
     def next_quotes(self) -> list[FeedQuote]:
         from ledger.replay import bar_quote
 
-        stamp, bars = self.data.steps[self.position % len(self.data.steps)]
-        self.position += 1
+        step = next(self._steps, None)
+        if step is None:  # the end of the file: play it again
+            self._steps = self.data.steps()
+            step = next(self._steps)
+        stamp, bars = step
         return [FeedQuote(symbol, *bar_quote(symbol, bar, stamp)) for symbol, bar in sorted(bars.items())]
 
 
@@ -107,7 +110,8 @@ class QuoteFeed:
             return keyed_account_names(conn)
 
     def step(self) -> list[dict[str, Any]]:
-        """Store the source's next quotes for every fed account; returns the fills they caused. An account
+        """Store the source's next quotes for every fed account, one transaction per account (``set_quotes``);
+        returns the fills they caused. An account
         that refuses them (its clock ahead of wall time, say) is reported and the others are still fed."""
         quotes = self.source.next_quotes()
         fills: list[dict[str, Any]] = []
@@ -116,8 +120,7 @@ class QuoteFeed:
                 broker = self._brokers.get(account)
                 if broker is None:
                     broker = self._brokers[account] = PaperBroker(account=account, db_url=self.db_url)
-                for quote in quotes:
-                    fills += broker.set_quote(*quote)
+                fills += broker.set_quotes({quote.symbol: tuple(quote[1:]) for quote in quotes})
             except (LedgerError, ValueError) as exc:
                 self._report_once(f"feed: account {account!r}: {exc}")
         return fills
