@@ -36,6 +36,7 @@ QUOTES = {symbol: (100.0 + 10 * i, 100.05 + 10 * i) for i, symbol in enumerate(S
 INITIAL_CASH = 100_000_000
 SLIPPAGE_BPS, FEE_BPS = 5, 1
 FIGURES = ("market", "batch", "quote", "quotes", "replay", "open", "audit", "export", "pg", "service")
+OPT_IN = ("sweep",)  # run only when named in --only (minutes of replays)
 
 
 @dataclass(frozen=True)
@@ -486,7 +487,8 @@ def bench_pg(sizes: Sizes, report: Report, sqlite_ours: float | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds, figures meaningless")
-    parser.add_argument("--only", default=",".join(FIGURES), help=f"comma-separated subset of {','.join(FIGURES)}")
+    parser.add_argument("--only", default=",".join(FIGURES),
+                        help=f"comma-separated subset of {','.join(FIGURES)}, or the opt-in {','.join(OPT_IN)}")
     parser.add_argument("--reps", type=int, help="repetitions (default 5; quick 2)")
     parser.add_argument("--fills", type=int, help="fills in the large ledger (default 1,000,000; quick 2,000)")
     parser.add_argument("--full", action="store_true", help="also the 500 x 2,520-bar replay (minutes)")
@@ -506,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = Sizes(**{**vars(sizes), **({"reps": args.reps} if args.reps else {}),
                          **({"fills": args.fills} if args.fills else {})})
     selected = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = set(selected) - set(FIGURES)
+    unknown = set(selected) - set(FIGURES) - set(OPT_IN)
     if unknown:
         parser.error(f"unknown figures {sorted(unknown)}; choose from {','.join(FIGURES)}")
     print(f"paper-ledger benchmarks ({'quick' if args.quick else 'full'}): {sizes}", flush=True)
@@ -551,6 +553,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print("HTTP load on paper-ledger serve (benchmarks/service_load.py)", flush=True)
         bench_service(SERVICE_SMOKE if args.quick else SERVICE_FULL, report.add)
+    if "sweep" in selected:
+        from benchmarks.sweep import bench_sweep
+
+        print("parallel accounts: paper-ledger sweep, 1/2/4 processes (benchmarks/sweep.py)", flush=True)
+        bench_sweep(*((5, 60, 2) if args.quick else (20, 250, 4)), report.add)
     if plans:
         print("\nEXPLAIN QUERY PLAN of the audit queries (SQLite, as sent by SQLAlchemy):")
         print("\n\n".join(plans))

@@ -14,7 +14,9 @@ lack of cash.
 
 from __future__ import annotations
 
+import inspect
 import math
+import typing
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Mapping
@@ -199,9 +201,62 @@ STRATEGIES: dict[str, type[Strategy]] = {
 DEFAULT_STRATEGY = MovingAverageCrossover.name
 
 
-def get_strategy(name: str) -> Strategy:
-    """A fresh strategy by name; ValueError listing the known names otherwise."""
+def strategy_params(name: str) -> dict[str, type]:
+    """The parameters strategy ``name`` takes (its constructor's), with their types: ``{"fast": int, ...}``."""
+    cls = _strategy_class(name)
+    signature = inspect.signature(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__)
+    return {param: hints.get(param, float) for param in list(signature.parameters)[1:]}
+
+
+def strategy_spec(name: str, params: Mapping[str, object] | None = None) -> str:
+    """The strategy's identity with its parameters: ``name`` alone, or ``name:fast=5,slow=20`` (sorted, each value
+    checked and written canonically). It names the replay job, so other parameters make another job."""
+    if not params:
+        _strategy_class(name)
+        return name
+    allowed = strategy_params(name)
+    parts = []
+    for param in sorted(params):
+        if param not in allowed:
+            takes = ", ".join(allowed) or "no parameters"
+            raise ValueError(f"strategy {name} takes {takes}; not {param!r}")
+        parts.append(f"{param}={_parameter(name, param, allowed[param], params[param])}")
+    return f"{name}:{','.join(parts)}"
+
+
+def _parameter(name: str, param: str, kind: type, value: object) -> int | float:
     try:
-        return STRATEGIES[name]()
+        number = kind(value) if kind is int and not isinstance(value, float) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"strategy {name}: {param} must be {'a whole number' if kind is int else 'a number'}, "
+                         f"got {value!r}"[:120]) from None
+    if kind is int and number != int(number):
+        raise ValueError(f"strategy {name}: {param} must be a whole number, got {value!r}"[:120])
+    if not math.isfinite(number):
+        raise ValueError(f"strategy {name}: {param} must be finite, got {value!r}"[:120])
+    return int(number) if kind is int else number
+
+
+def _strategy_class(name: str) -> type[Strategy]:
+    try:
+        return STRATEGIES[name]
     except KeyError:
         raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}") from None
+
+
+def get_strategy(spec: str) -> Strategy:
+    """A fresh strategy from its spec (``name`` or ``name:param=value,...``, see ``strategy_spec``); ValueError
+    naming the known strategies or the strategy's parameters otherwise."""
+    name, _, params_text = spec.partition(":")
+    cls = _strategy_class(name)
+    if not params_text:
+        return cls()
+    allowed = strategy_params(name)
+    params: dict[str, int | float] = {}
+    for item in params_text.split(","):
+        param, equals, value = item.partition("=")
+        if not equals or param not in allowed:
+            raise ValueError(f"strategy {name} takes {', '.join(allowed) or 'no parameters'}; not {item!r}"[:160])
+        params[param] = _parameter(name, param, allowed[param], value)
+    return cls(**params)  # type: ignore[arg-type]

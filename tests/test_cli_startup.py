@@ -41,7 +41,7 @@ def test_a_trading_command_loads_no_data_or_plotting_library():
 
 
 def test_the_lazy_command_table_lists_every_command_with_its_own_first_help_line():
-    expected = {"replay", "db", *(command.name for command in (*trading.COMMANDS, *audit.COMMANDS, *service.COMMANDS))}
+    expected = {"replay", "sweep", "db", *(command.name for command in (*trading.COMMANDS, *audit.COMMANDS, *service.COMMANDS))}
     assert set(COMMANDS) == expected
     context = click.Context(cli)
     for name, (module, attribute, first_line) in COMMANDS.items():

@@ -27,6 +27,8 @@ from ledger.cli.common import LedgerGroup
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "replay": ("ledger.cli.replay_command", "replay",
         "Replay daily bars as quotes, in market time, to an example strategy trading a paper account."),
+    "sweep": ("ledger.cli.sweep_command", "sweep",
+        "Replay one strategy over a grid of its parameters, one account and one process per combination."),
     "db": ("ledger.cli.db", "db",
         "Schema migrations (Alembic) and backups of the ledger database."),
     "accounts": ("ledger.cli.trading", "accounts_command",

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger.cli.common import CASH, DECIMAL, db_option, fail, fmt_money, fmt_percent, ledger_url, print_fields
-from ledger.strategies import DEFAULT_STRATEGY, STRATEGIES, get_strategy
+from ledger.strategies import DEFAULT_STRATEGY, STRATEGIES, get_strategy, strategy_spec
 
 if TYPE_CHECKING:
     from ledger.replay import BarData, ReplayJob, ReplaySummary, StepReport
@@ -31,6 +31,9 @@ EXIT_JOB_LOCKED = 4
 @click.option("--end", default=None, help="With --symbols: last day (YYYY-MM-DD, exclusive).")
 @click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default=DEFAULT_STRATEGY, show_default=True,
               help="; ".join(f"{name}: {cls.summary}" for name, cls in sorted(STRATEGIES.items())) + ".")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A strategy parameter, e.g. --param fast=5 --param slow=20 (sma-crossover, sma-stops). Other "
+              "parameters make another job.")
 @click.option("--cash", type=CASH, default=None,
               help="Initial cash of a new account (default: config initial_cash, 100000).")
 @click.option("--slippage-bps", type=DECIMAL, default=None,
@@ -49,6 +52,7 @@ def replay(
     start: str | None,
     end: str | None,
     strategy: str,
+    params: tuple[str, ...],
     cash: Decimal | None,
     slippage_bps: Decimal | None,
     fee_bps: Decimal | None,
@@ -83,7 +87,7 @@ def replay(
     from ledger.jobs import JobLockedError
     from ledger.replay import Costs, start_replay
 
-    get_strategy(strategy)
+    strategy = _strategy(strategy, params)
     url = ledger_url(db, must_exist=False)
     data = _bar_data(data_file, symbols, start, end, url)
     click.echo(f"replaying {data.describe()}")
@@ -106,6 +110,22 @@ def replay(
     except JobLockedError as exc:
         fail(str(exc), EXIT_JOB_LOCKED)
     _print_summary(summary)
+
+
+def _strategy(name: str, params: tuple[str, ...]) -> str:
+    """The strategy spec of ``--strategy`` and its ``--param NAME=VALUE`` options (a usage error when wrong)."""
+    chosen: dict[str, str] = {}
+    for item in params:
+        param, equals, value = item.partition("=")
+        if not equals or not param.strip() or param.strip() in chosen:
+            raise click.BadParameter(f"expected NAME=VALUE, each name once; got {item!r}"[:120], param_hint="--param")
+        chosen[param.strip()] = value.strip()
+    try:
+        spec = strategy_spec(name, chosen)
+        get_strategy(spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--param") from None
+    return spec
 
 
 def _bar_data(data_file: Path | None, symbols: str | None, start: str | None, end: str | None, url: str) -> BarData:
