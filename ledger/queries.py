@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Date, Select, and_, case, column, func, select, table, values
+from sqlalchemy import Connection, Date, Select, and_, case, column, func, select, table, type_coerce, values
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -247,22 +247,22 @@ def _current_epoch(account_id: int) -> Any:
 
 
 def symbol_totals_stmt(account_id: int) -> Select[Any]:
-    """Per-symbol totals of the account's current epoch: fills, bought and sold quantity, fees, realized P&L."""
-    bought = case((fills.c.side == "BUY", fills.c.qty_e6), else_=0)
-    sold = case((fills.c.side == "SELL", fills.c.qty_e6), else_=0)
+    """Per-symbol totals of the account's current epoch: fills, bought and sold quantity, traded notional, fees,
+    realized P&L. Every fill keeps them in its position's row, so this reads one row per symbol, not the fills."""
     return (
         select(
-            fills.c.symbol,
-            func.count().label("fill_count"),
-            func.sum(bought, type_=fills.c.qty_e6.type).label("bought_qty_e6"),
-            func.sum(sold, type_=fills.c.qty_e6.type).label("sold_qty_e6"),
-            func.sum(fills.c.notional_e6).label("notional_e6"),
-            func.sum(fills.c.fee_e6).label("fee_e6"),
-            func.sum(fills.c.realized_pnl_e6).label("realized_pnl_e6"),
+            positions.c.symbol,
+            positions.c.fill_count,
+            positions.c.bought_qty_e6,
+            positions.c.sold_qty_e6,
+            type_coerce(positions.c.bought_notional_e6 + positions.c.sold_notional_e6, positions.c.fees_e6.type)
+            .label("notional_e6"),
+            positions.c.fees_e6.label("fee_e6"),
+            positions.c.realized_pnl_e6,
         )
-        .where(fills.c.account_id == account_id, fills.c.epoch == _current_epoch(account_id))
-        .group_by(fills.c.symbol)
-        .order_by(fills.c.symbol)
+        .where(positions.c.account_id == account_id, positions.c.epoch == _current_epoch(account_id),
+               positions.c.fill_count > 0)
+        .order_by(positions.c.symbol)
     )
 
 

@@ -7,13 +7,14 @@ carries ``account_id`` and ``epoch``: ``reset`` starts a new epoch and leaves ea
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -228,7 +229,36 @@ class Position(Base):
     reserved_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     cost_basis_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     realized_pnl_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    # Totals of the position's fills, kept by every fill in the row it updates anyway (no extra page written):
+    # the per-symbol totals audit reads them instead of summing the fills.
+    fill_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    bought_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default=text("0"))
+    sold_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default=text("0"))
+    bought_notional_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default=text("0"))
+    sold_notional_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default=text("0"))
+    fees_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DailyTotal(Base):
+    """Totals of an account's fills per UTC day and symbol, kept by every fill (``v_daily_pnl`` reads them):
+    one row per (account, epoch, day, symbol), so a daily P&L reads rows per day, not per fill."""
+
+    __tablename__ = "daily_totals"
+    # On SQLite the key is the table (WITHOUT ROWID): a fill's upsert writes one page, not a row and an index.
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH), primary_key=True)
+    fill_count: Mapped[int] = mapped_column(Integer)
+    bought_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    sold_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    bought_notional_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    sold_notional_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    fees_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    realized_pnl_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
 
 
 class CashMovement(Base):
