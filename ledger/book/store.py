@@ -118,7 +118,7 @@ def _sqlite_time_in(moment: datetime) -> str:
 
 
 def _sqlite_time_out(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return datetime.fromisoformat(text + "+00:00")  # tzinfo UTC, faster than parsing then replace(tzinfo=UTC)
 
 
 def _pg_time_in(moment: datetime) -> datetime:
@@ -281,17 +281,22 @@ class _Dialect:
             f"SELECT {order_list} FROM orders WHERE account_id = ? AND client_order_id = ? AND status <> ?"
         )
         open_statuses = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
+        # Open orders are few: found through a status index and sorted. "id + 0": without it SQLite's planner
+        # (no statistics) walks every order of the epoch in id order through (account_id, epoch, id) to avoid
+        # that sort, ~0.2 s per quote or order on a ledger of a million orders. "+epoch" steers a quote's lookup
+        # to (account_id, symbol, status), the one symbol's open orders, rather than every open order of the
+        # account through (account_id, epoch, status).
         self.open_orders = sql(
             f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND status IN ({open_statuses})"
-            " ORDER BY id"
+            " ORDER BY id + 0"
         )
         self.open_orders_of_symbol = sql(
             f"SELECT {order_list} FROM orders WHERE account_id = ? AND symbol = ? AND status IN ({open_statuses})"
-            " AND epoch = ? ORDER BY id"
+            " AND +epoch = ? ORDER BY id + 0"
         )
         self.due_orders = sql(
             f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND status IN ({open_statuses})"
-            " AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY id"
+            " AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY id + 0"
         )
         self.fill_prices = sql("SELECT qty_e6, price_e6 FROM fills WHERE order_id = ?")
         self.positions_with_quotes = sql(
