@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 CACHE_DIR = Path("/tmp/paper-ledger-bench")
-BUILDER_VERSION = 4
+BUILDER_VERSION = 5
 ACCOUNTS = ("bench", "other")  # the audit benchmarks query "bench", which holds 90% of the fills and the marks
 BENCH_SHARE = 0.9
 SYMBOLS = tuple(f"SYM{i:02d}" for i in range(20))

@@ -7,13 +7,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Date, Select, and_, case, column, func, select, table, type_coerce, values
+from sqlalchemy import (
+    Connection, Date, Select, and_, case, column, func, literal_column, select, table, type_coerce, values,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from ledger.book.margin import Margin, margin_figures, position_value
 from ledger.book.store import accounts, cash_movements, fills, order_events, orders, positions, quotes
-from ledger.constants import OPEN_STATUSES
+from ledger.constants import FLOW_KINDS, OPEN_STATUSES
 from ledger.db.models import EquityMark
 from ledger.db.types import UTCDateTime
 
@@ -103,7 +105,7 @@ def net_deposits(conn: Connection, account_id: int) -> Decimal:
         select(func.sum(cash_movements.c.amount_e6, type_=cash_movements.c.amount_e6.type)).where(
             cash_movements.c.account_id == account_id,
             cash_movements.c.epoch == _current_epoch(account_id),
-            cash_movements.c.kind.in_(("deposit", "withdrawal")),
+            cash_flow(),
         )
     ).scalar_one()
     return Decimal(0) if total is None else total
@@ -161,7 +163,7 @@ def orders_stmt(account_id: int, *, status: str | None = None, current_epoch_onl
     if current_epoch_only:
         stmt = stmt.where(orders.c.epoch == _current_epoch(account_id))
     if status == "open":
-        stmt = stmt.where(orders.c.status.in_(OPEN_STATUSES))
+        stmt = stmt.where(open_order())
     elif status == "closed":
         stmt = stmt.where(orders.c.status.not_in(OPEN_STATUSES))
     elif status is not None:
@@ -240,6 +242,17 @@ def stream(conn: Connection, stmt: Select[Any], batch: int = 1000) -> Iterator[A
     result = conn.execute(stmt.execution_options(yield_per=batch))
     for partition in result.partitions():
         yield from partition
+
+
+def open_order() -> Any:
+    """``status IN ('new', 'partially_filled')`` in the words of the partial open-order indexes' condition, so
+    the planner can use them (see ledger.db.models.OPEN_ORDER_CONDITION)."""
+    return orders.c.status.in_([literal_column(f"'{status}'") for status in OPEN_STATUSES])
+
+
+def cash_flow() -> Any:
+    """``kind IN ('deposit', 'withdrawal')``, in the words of the partial flow index's condition."""
+    return cash_movements.c.kind.in_([literal_column(f"'{kind}'") for kind in FLOW_KINDS])
 
 
 def _current_epoch(account_id: int) -> Any:
@@ -441,7 +454,7 @@ def open_order_count(conn: Connection, account_id: int) -> int:
     return int(conn.execute(
         select(func.count()).select_from(orders).where(
             orders.c.account_id == account_id, orders.c.epoch == _current_epoch(account_id),
-            orders.c.status.in_(OPEN_STATUSES),
+            open_order(),
         )
     ).scalar_one())
 

@@ -35,8 +35,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from ledger.constants import OPEN_STATUSES, SIDE_BUY, STATUS_REJECTED
-from ledger.db.models import Account, CashMovement, DailyTotal, Fill, Order, OrderEvent, Position, Quote, Run
+from ledger.constants import SIDE_BUY, STATUS_REJECTED
+from ledger.db.models import OPEN_ORDER_CONDITION, Account, CashMovement, DailyTotal, Fill, Order, OrderEvent, Position, Quote, Run
 from ledger.exceptions import ClockWentBackwardsError
 from ledger.money import from_scaled, to_scaled
 
@@ -280,22 +280,21 @@ class _Dialect:
         self.order_by_client_id = sql(
             f"SELECT {order_list} FROM orders WHERE account_id = ? AND client_order_id = ? AND status <> ?"
         )
-        open_statuses = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
         # Open orders are few: found through a status index and sorted. "id + 0": without it SQLite's planner
         # (no statistics) walks every order of the epoch in id order through (account_id, epoch, id) to avoid
         # that sort, ~0.2 s per quote or order on a ledger of a million orders. "+epoch" steers a quote's lookup
         # to (account_id, symbol, status), the one symbol's open orders, rather than every open order of the
         # account through (account_id, epoch, status).
         self.open_orders = sql(
-            f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND status IN ({open_statuses})"
+            f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND {OPEN_ORDER_CONDITION}"
             " ORDER BY id + 0"
         )
         self.open_orders_of_symbol = sql(
-            f"SELECT {order_list} FROM orders WHERE account_id = ? AND symbol = ? AND status IN ({open_statuses})"
+            f"SELECT {order_list} FROM orders WHERE account_id = ? AND symbol = ? AND {OPEN_ORDER_CONDITION}"
             " AND +epoch = ? ORDER BY id + 0"
         )
         self.due_orders = sql(
-            f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND status IN ({open_statuses})"
+            f"SELECT {order_list} FROM orders WHERE account_id = ? AND epoch = ? AND {OPEN_ORDER_CONDITION}"
             " AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY id + 0"
         )
         self.fill_prices = sql("SELECT qty_e6, price_e6 FROM fills WHERE order_id = ?")

@@ -10,6 +10,11 @@
   P&L reads one row per day and symbol instead of grouping every fill (a covering index on fills would still
   read every fill: 0.8-1.1 s on a million).
 - Existing ledgers: both are filled from their fills.
+- Partial indexes: ``orders`` ``(account_id, epoch, status)`` and ``(account_id, symbol, status)`` now hold open
+  orders only (``status IN ('new', 'partially_filled')``, the only status their queries look up), and
+  ``cash_movements`` ``(account_id, epoch, kind)`` deposits and withdrawals only. An order that fills at once
+  and a fill's cash movement no longer write a page of them: a market order writes 3 pages fewer, more than
+  the one ``daily_totals`` adds (benchmarks/README.md, "The write path's indexes").
 
 Revision ID: 0008
 Revises: 0007
@@ -31,6 +36,14 @@ down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+OPEN_ORDER = "status IN ('new', 'partially_filled')"
+CASH_FLOW = "kind IN ('deposit', 'withdrawal')"
+# name -> (table, columns, condition of the partial index)
+PARTIAL_INDEXES = {
+    'ix_orders_account_id_epoch_status': ('orders', ['account_id', 'epoch', 'status'], OPEN_ORDER),
+    'ix_orders_account_id_symbol_status': ('orders', ['account_id', 'symbol', 'status'], OPEN_ORDER),
+    'ix_cash_movements_account_id_epoch_kind': ('cash_movements', ['account_id', 'epoch', 'kind'], CASH_FLOW),
+}
 POSITION_TOTALS = ('fill_count', 'bought_qty_e6', 'sold_qty_e6', 'bought_notional_e6', 'sold_notional_e6', 'fees_e6')
 
 
@@ -104,9 +117,17 @@ WHERE t.account_id = positions.account_id AND t.epoch = positions.epoch AND t.sy
     op.execute('DROP VIEW v_daily_pnl')
     op.execute(f'CREATE VIEW v_daily_pnl AS {_daily_pnl_view(u).strip()}')
 
+    for name, (table, columns, condition) in PARTIAL_INDEXES.items():
+        op.drop_index(name, table_name=table)
+        op.create_index(name, table, columns, unique=False, sqlite_where=sa.text(condition),
+                        postgresql_where=sa.text(condition))
+
 
 def downgrade() -> None:
     """Back to 0007: v_daily_pnl groups the fills again; the totals are dropped (the fills still hold them)."""
+    for name, (table, columns, _condition) in PARTIAL_INDEXES.items():
+        op.drop_index(name, table_name=table)
+        op.create_index(name, table, columns, unique=False)
     views = _audit_views()
     u = views._Units(op.get_bind().dialect.name)
     op.execute('DROP VIEW v_daily_pnl')
