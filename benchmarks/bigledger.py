@@ -4,7 +4,7 @@ The schema is made by the ledger itself (opening a PaperBroker runs the migratio
 their runs); the trading history is then simulated in integer millionths and bulk-inserted with raw ``sqlite3``
 ``executemany`` in a few big transactions, with the secondary indexes dropped during the load and recreated
 from their own DDL afterwards. Every fill has its order (status ``filled``, two order events) and its cash
-movement; positions, realized P&L and cash are the sums of the fills. The ``bench`` account has an equity mark at
+movement; positions (with their fill totals), the daily totals, realized P&L and cash are the sums of the fills. The ``bench`` account has an equity mark at
 every fill, as the broker writes them; ``other`` has none, like a ledger made before marks existed (its equity
 curve is drawn from its fills). The file name carries the schema head and the builder version, so a new
 migration or a change here builds a fresh file.
@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 CACHE_DIR = Path("/tmp/paper-ledger-bench")
-BUILDER_VERSION = 3
+BUILDER_VERSION = 5
 ACCOUNTS = ("bench", "other")  # the audit benchmarks query "bench", which holds 90% of the fills and the marks
 BENCH_SHARE = 0.9
 SYMBOLS = tuple(f"SYM{i:02d}" for i in range(20))
@@ -74,6 +74,7 @@ def build_big_ledger(fills: int, *, log=print) -> Path:
     for seed, (name, (account_id, run_id)) in enumerate(account_runs.items()):
         next_pk = _simulate_account(db, account_id, run_id, counts[name], next_pk, random.Random(seed),
                                     with_marks=name == ACCOUNTS[0])
+    _sum_fill_totals(db)
     for _name, sql in indexes:
         db.execute(sql)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -195,6 +196,28 @@ def _flush(db: sqlite3.Connection, orders: list, events: list, fill_rows: list, 
     db.execute("COMMIT")
     for rows in (orders, events, fill_rows, cash_rows, marks):
         rows.clear()
+
+
+def _sum_fill_totals(db: sqlite3.Connection) -> None:
+    """The totals every fill keeps beside it (daily_totals, the positions' fill totals), from the fills."""
+    db.execute("BEGIN")
+    db.execute(
+        "INSERT INTO daily_totals (account_id, epoch, day, symbol, fill_count, bought_qty_e6, sold_qty_e6,"
+        " bought_notional_e6, sold_notional_e6, fees_e6, realized_pnl_e6)"
+        " SELECT account_id, epoch, substr(filled_at, 1, 10), symbol, COUNT(*),"
+        " SUM(CASE WHEN side = 'BUY' THEN qty_e6 ELSE 0 END), SUM(CASE WHEN side = 'BUY' THEN 0 ELSE qty_e6 END),"
+        " SUM(CASE WHEN side = 'BUY' THEN notional_e6 ELSE 0 END),"
+        " SUM(CASE WHEN side = 'BUY' THEN 0 ELSE notional_e6 END), SUM(fee_e6), SUM(realized_pnl_e6)"
+        " FROM fills GROUP BY account_id, epoch, substr(filled_at, 1, 10), symbol"
+    )
+    totals = ("fill_count", "bought_qty_e6", "sold_qty_e6", "bought_notional_e6", "sold_notional_e6", "fees_e6")
+    db.execute(
+        f"UPDATE positions SET {', '.join(f'{name} = t.{name}' for name in totals)}"
+        f" FROM (SELECT account_id, epoch, symbol, {', '.join(f'SUM({name}) AS {name}' for name in totals)}"
+        " FROM daily_totals GROUP BY account_id, epoch, symbol) t"
+        " WHERE t.account_id = positions.account_id AND t.epoch = positions.epoch AND t.symbol = positions.symbol"
+    )
+    db.execute("COMMIT")
 
 
 def _verify(path: Path, log) -> None:

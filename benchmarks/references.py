@@ -97,7 +97,9 @@ class FloorLedger:
         self.account_id, self.run_id = account_id, run_id
         self.cash_e6 = cash_e6
         self.slippage_bps, self.fee_bps = slippage_bps, fee_bps
-        self.positions: dict[str, list[int]] = {}  # symbol -> [qty_e6, cost_basis_e6, realized_pnl_e6]
+        # symbol -> [qty_e6, cost_basis_e6, realized_pnl_e6, fill_count, bought_qty_e6, sold_qty_e6,
+        #            bought_notional_e6, sold_notional_e6, fees_e6]
+        self.positions: dict[str, list[int]] = {}
         self.quotes: dict[str, tuple[int, int, datetime]] = {}
         mark = "?" if self.sqlite else "%s"
 
@@ -121,12 +123,24 @@ class FloorLedger:
             "INSERT INTO cash_movements (account_id, epoch, run_id, kind, amount_e6, fill_id, at)"
             " VALUES (?, 1, ?, 'fill', ?, ?, ?)"
         )
+        position_columns = ("qty_e6", "cost_basis_e6", "realized_pnl_e6", "fill_count", "bought_qty_e6", "sold_qty_e6",
+                            "bought_notional_e6", "sold_notional_e6", "fees_e6", "updated_at")
         self.upsert_position = sql(
-            "INSERT INTO positions (account_id, epoch, symbol, qty_e6, reserved_qty_e6, cost_basis_e6, realized_pnl_e6,"
-            " updated_at) VALUES (?, 1, ?, ?, 0, ?, ?, ?)"
-            " ON CONFLICT (account_id, epoch, symbol) DO UPDATE SET qty_e6 = excluded.qty_e6,"
-            " cost_basis_e6 = excluded.cost_basis_e6, realized_pnl_e6 = excluded.realized_pnl_e6,"
-            " updated_at = excluded.updated_at"
+            f"INSERT INTO positions (account_id, epoch, symbol, reserved_qty_e6, {', '.join(position_columns)})"
+            f" VALUES (?, 1, ?, 0, {', '.join(['?'] * len(position_columns))})"
+            " ON CONFLICT (account_id, epoch, symbol) DO UPDATE SET "
+            + ", ".join(f"{column} = excluded.{column}" for column in position_columns)
+        )
+        self.add_daily_totals = sql(
+            "INSERT INTO daily_totals (account_id, epoch, day, symbol, fill_count, bought_qty_e6, sold_qty_e6,"
+            " bought_notional_e6, sold_notional_e6, fees_e6, realized_pnl_e6) VALUES (?, 1, ?, ?, 1, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (account_id, epoch, day, symbol) DO UPDATE SET"
+            " fill_count = daily_totals.fill_count + 1, bought_qty_e6 = daily_totals.bought_qty_e6 + excluded.bought_qty_e6,"
+            " sold_qty_e6 = daily_totals.sold_qty_e6 + excluded.sold_qty_e6,"
+            " bought_notional_e6 = daily_totals.bought_notional_e6 + excluded.bought_notional_e6,"
+            " sold_notional_e6 = daily_totals.sold_notional_e6 + excluded.sold_notional_e6,"
+            " fees_e6 = daily_totals.fees_e6 + excluded.fees_e6,"
+            " realized_pnl_e6 = daily_totals.realized_pnl_e6 + excluded.realized_pnl_e6"
         )
         self.update_cash = sql("UPDATE accounts SET cash_e6 = ?, updated_at = ? WHERE id = ?")
 
@@ -164,7 +178,11 @@ class FloorLedger:
         price = base + slip if side == SIDE_BUY else base - slip
         notional = price * qty
         fee = notional * self.fee_bps // 10_000
-        position = self.positions.setdefault(symbol, [0, 0, 0])
+        position = self.positions.setdefault(symbol, [0] * 9)
+        position[3] += 1
+        position[4 if side == SIDE_BUY else 5] += qty_e6
+        position[6 if side == SIDE_BUY else 7] += notional
+        position[8] += fee
         if side == SIDE_BUY:
             cash_delta, realized = -(notional + fee), 0
             position[0] += qty_e6
@@ -190,6 +208,10 @@ class FloorLedger:
         )
         self.cursor.execute(self.insert_cash, (self.account_id, self.run_id, cash_delta, fill_id, at))
         self.cursor.execute(self.upsert_position, (self.account_id, symbol, *position, at))
+        bought = side == SIDE_BUY
+        self.cursor.execute(self.add_daily_totals, (
+            self.account_id, at[:10] if self.sqlite else at.date(), symbol, qty_e6 if bought else 0,
+            0 if bought else qty_e6, notional if bought else 0, 0 if bought else notional, fee, realized))
         self.cash_e6 += cash_delta
         self.cursor.execute(self.update_cash, (self.cash_e6, at, self.account_id))
         return fill_id

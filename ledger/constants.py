@@ -36,6 +36,7 @@ ORDER_STATUSES = (
     STATUS_REJECTED,
 )
 OPEN_STATUSES = (STATUS_NEW, STATUS_PARTIALLY_FILLED)  # working: may still fill, hold reservations
+FLOW_KINDS = ("deposit", "withdrawal")  # cash movements that add capital or take it out (not fills)
 
 FILL_FULL = "full"
 FILL_DISPLAYED_SIZE = "displayed_size"

@@ -7,13 +7,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Date, Select, and_, case, column, func, select, table, values
+from sqlalchemy import (
+    Connection, Date, Select, and_, case, column, func, literal_column, select, table, type_coerce, values,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from ledger.book.margin import Margin, margin_figures, position_value
 from ledger.book.store import accounts, cash_movements, fills, order_events, orders, positions, quotes
-from ledger.constants import OPEN_STATUSES
+from ledger.constants import FLOW_KINDS, OPEN_STATUSES
 from ledger.db.models import EquityMark
 from ledger.db.types import UTCDateTime
 
@@ -106,7 +108,7 @@ def net_deposits(conn: Connection, account_id: int) -> Decimal:
         select(func.sum(cash_movements.c.amount_e6, type_=cash_movements.c.amount_e6.type)).where(
             cash_movements.c.account_id == account_id,
             cash_movements.c.epoch == _current_epoch(account_id),
-            cash_movements.c.kind.in_(("deposit", "withdrawal")),
+            cash_flow(),
         )
     ).scalar_one()
     return Decimal(0) if total is None else total
@@ -167,7 +169,7 @@ def orders_stmt(account_id: int, *, status: str | None = None, current_epoch_onl
     if current_epoch_only:
         stmt = stmt.where(orders.c.epoch == _current_epoch(account_id))
     if status == "open":
-        stmt = stmt.where(orders.c.status.in_(OPEN_STATUSES))
+        stmt = stmt.where(open_order())
     elif status == "closed":
         stmt = stmt.where(orders.c.status.not_in(OPEN_STATUSES))
     elif status is not None:
@@ -248,27 +250,38 @@ def stream(conn: Connection, stmt: Select[Any], batch: int = 1000) -> Iterator[A
         yield from partition
 
 
+def open_order() -> Any:
+    """``status IN ('new', 'partially_filled')`` in the words of the partial open-order indexes' condition, so
+    the planner can use them (see ledger.db.models.OPEN_ORDER_CONDITION)."""
+    return orders.c.status.in_([literal_column(f"'{status}'") for status in OPEN_STATUSES])
+
+
+def cash_flow() -> Any:
+    """``kind IN ('deposit', 'withdrawal')``, in the words of the partial flow index's condition."""
+    return cash_movements.c.kind.in_([literal_column(f"'{kind}'") for kind in FLOW_KINDS])
+
+
 def _current_epoch(account_id: int) -> Any:
     return select(accounts.c.epoch).where(accounts.c.id == account_id).scalar_subquery()
 
 
 def symbol_totals_stmt(account_id: int) -> Select[Any]:
-    """Per-symbol totals of the account's current epoch: fills, bought and sold quantity, fees, realized P&L."""
-    bought = case((fills.c.side == "BUY", fills.c.qty_e6), else_=0)
-    sold = case((fills.c.side == "SELL", fills.c.qty_e6), else_=0)
+    """Per-symbol totals of the account's current epoch: fills, bought and sold quantity, traded notional, fees,
+    realized P&L. Every fill keeps them in its position's row, so this reads one row per symbol, not the fills."""
     return (
         select(
-            fills.c.symbol,
-            func.count().label("fill_count"),
-            func.sum(bought, type_=fills.c.qty_e6.type).label("bought_qty_e6"),
-            func.sum(sold, type_=fills.c.qty_e6.type).label("sold_qty_e6"),
-            func.sum(fills.c.notional_e6).label("notional_e6"),
-            func.sum(fills.c.fee_e6).label("fee_e6"),
-            func.sum(fills.c.realized_pnl_e6).label("realized_pnl_e6"),
+            positions.c.symbol,
+            positions.c.fill_count,
+            positions.c.bought_qty_e6,
+            positions.c.sold_qty_e6,
+            type_coerce(positions.c.bought_notional_e6 + positions.c.sold_notional_e6, positions.c.fees_e6.type)
+            .label("notional_e6"),
+            positions.c.fees_e6.label("fee_e6"),
+            positions.c.realized_pnl_e6,
         )
-        .where(fills.c.account_id == account_id, fills.c.epoch == _current_epoch(account_id))
-        .group_by(fills.c.symbol)
-        .order_by(fills.c.symbol)
+        .where(positions.c.account_id == account_id, positions.c.epoch == _current_epoch(account_id),
+               positions.c.fill_count > 0)
+        .order_by(positions.c.symbol)
     )
 
 
@@ -447,7 +460,7 @@ def open_order_count(conn: Connection, account_id: int) -> int:
     return int(conn.execute(
         select(func.count()).select_from(orders).where(
             orders.c.account_id == account_id, orders.c.epoch == _current_epoch(account_id),
-            orders.c.status.in_(OPEN_STATUSES),
+            open_order(),
         )
     ).scalar_one())
 

@@ -33,6 +33,7 @@ from ledger.db.engine import get_engine, read_transaction, resolve_db_url, trans
 from ledger.db.models import Account, CashMovement, EquityMark
 from ledger.exceptions import LedgerError
 from ledger.queries import (
+    cash_flow,
     daily_closes_stmt,
     equity_marks_from_stmt,
     equity_marks_sampled_stmt,
@@ -365,7 +366,7 @@ def _flows_stmt(account: Any) -> Select[Any]:
         .where(
             cash_movements.c.account_id == account.id,
             cash_movements.c.epoch == account.epoch,
-            cash_movements.c.kind.in_(("deposit", "withdrawal")),
+            cash_flow(),
         )
         .order_by(cash_movements.c.id)
     )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from ledger.book.store import accounts, cash_movements, fills, order_events, orders, positions, runs
+from ledger.book.store import accounts, cash_movements, daily_totals, fills, order_events, orders, positions, runs
 from ledger.book.verify import _LAWS
 from ledger.db.engine import get_engine
 
@@ -88,6 +88,25 @@ def test_position_missing_for_fills_is_caught_by_the_position_quantity_law(ledge
 def test_position_laws(ledger, law_start, column):
     damage(ledger.db_url, update(positions).values({column: positions.c[column] + 1}))
     assert_named(ledger, law(law_start))
+
+
+@pytest.mark.parametrize(
+    "column", ["fill_count", "bought_qty_e6", "sold_qty_e6", "bought_notional_e6", "sold_notional_e6", "fees_e6"]
+)
+def test_position_fill_totals_law(ledger, column):
+    damage(ledger.db_url, update(positions).values({column: positions.c[column] + 1}))
+    assert_named(ledger, law("position's fill totals"))
+
+
+@pytest.mark.parametrize("column", ["fill_count", "sold_qty_e6", "fees_e6", "realized_pnl_e6"])
+def test_daily_totals_law(ledger, column):
+    damage(ledger.db_url, update(daily_totals).values({column: daily_totals.c[column] + 1}))
+    assert_named(ledger, law("day's totals"))
+
+
+def test_day_without_its_totals_row_is_caught_by_the_daily_totals_law(ledger):
+    damage(ledger.db_url, daily_totals.delete())
+    assert_named(ledger, law("day's totals"))
 
 
 def test_position_cost_basis_sign_law(ledger):
@@ -198,7 +217,7 @@ def test_every_law_has_a_test_here():
         "fill's cash movement", "order's event history", "fill was priced from a quote stamped after",
         "run ends before it started", "order's status lacks its time", "fill is later than its order's end",
         "replaced order has no successor", "order's average fill price", "position's cost basis",
-        "short position on a cash account",
+        "short position on a cash account", "position's fill totals", "day's totals",
     }
     assert {next(t for t in tested if text.startswith(t)) for text, _ in _LAWS} == tested
     assert len(_LAWS) == len(tested)

@@ -94,15 +94,26 @@ def apply_fill(
     """Queue the fill, its cash movement and the position change; update ``account`` and ``position`` in place.
 
     The caller has checked that the account can take the order (see ``ledger.book.orders``) and records the
-    order's status; the store saves ``account`` and ``position`` once per transaction (see ``Store.flush``).
+    order's status; the store saves ``account`` and ``position`` once per transaction (see ``Store.flush``),
+    the position with its fill totals (count, bought/sold quantity and notional, fees) and the fill added to its
+    UTC day's totals (``daily_totals``): the audits read those rows instead of summing every fill.
     ``effect`` is ``fill_effect``'s: how cash, the cost basis and realized P&L move.
     Returns the fill with the order's public id as ``order_id`` and the fill's key as ``fill_id``.
     """
     cash_delta, realized = effect.cash_delta, effect.realized_pnl
-    position.qty += order.qty if order.side == SIDE_BUY else -order.qty
+    if order.side == SIDE_BUY:
+        position.qty += order.qty
+        position.bought_qty += order.qty
+        position.bought_notional += priced.notional
+    else:
+        position.qty -= order.qty
+        position.sold_qty += order.qty
+        position.sold_notional += priced.notional
     position.reserved_qty -= order.reserved_qty
     position.cost_basis += effect.basis_delta
     position.realized_pnl += realized
+    position.fill_count += 1
+    position.fees += priced.fee
     store.touch_position(position)
     account.cash += cash_delta
     account.reserved_cash -= order.reserved_cash

@@ -5,7 +5,8 @@ every fill belongs to an order; an order's filled quantity = sum of its fills. A
 match the open orders that hold them, each fill moved exactly its cash, each order's event history ends in its
 current status, each status carries its time, no fill comes after its order ended, a replaced order's successor
 names it, an order's average fill price lies within its fills' prices, a position's cost basis has its side's
-sign, and only margin accounts hold short positions.
+sign, only margin accounts hold short positions, and the totals kept beside the fills (each position's fill
+totals, each day's totals per symbol in ``daily_totals``) equal the sums of those fills.
 """
 
 from __future__ import annotations
@@ -57,6 +58,46 @@ _LAWS: list[tuple[str, str]] = [
                FROM fills GROUP BY account_id, epoch, symbol) f
              ON f.account_id = p.account_id AND f.epoch = p.epoch AND f.symbol = p.symbol
            WHERE (CAST(:account AS INTEGER) IS NULL OR p.account_id = :account) AND p.realized_pnl_e6 <> COALESCE(f.pnl, 0)""",
+    ),
+    (
+        "position's fill totals differ from its fills (count, bought or sold quantity or notional, fees)",
+        """SELECT p.account_id, p.epoch, p.symbol, p.fill_count, COALESCE(f.n, 0)
+           FROM positions p LEFT JOIN (
+               SELECT account_id, epoch, symbol, COUNT(*) AS n,
+                      SUM(CASE WHEN side = 'BUY' THEN qty_e6 ELSE 0 END) AS bought_qty,
+                      SUM(CASE WHEN side = 'BUY' THEN 0 ELSE qty_e6 END) AS sold_qty,
+                      SUM(CASE WHEN side = 'BUY' THEN notional_e6 ELSE 0 END) AS bought_notional,
+                      SUM(CASE WHEN side = 'BUY' THEN 0 ELSE notional_e6 END) AS sold_notional,
+                      SUM(fee_e6) AS fees
+               FROM fills GROUP BY account_id, epoch, symbol) f
+             ON f.account_id = p.account_id AND f.epoch = p.epoch AND f.symbol = p.symbol
+           WHERE (CAST(:account AS INTEGER) IS NULL OR p.account_id = :account)
+             AND (p.fill_count <> COALESCE(f.n, 0) OR p.bought_qty_e6 <> COALESCE(f.bought_qty, 0)
+                  OR p.sold_qty_e6 <> COALESCE(f.sold_qty, 0) OR p.bought_notional_e6 <> COALESCE(f.bought_notional, 0)
+                  OR p.sold_notional_e6 <> COALESCE(f.sold_notional, 0) OR p.fees_e6 <> COALESCE(f.fees, 0))""",
+    ),
+    (
+        "day's totals differ from its fills (daily_totals: count, quantities, notionals, fees, realized P&L)",
+        """SELECT d.account_id, d.epoch, d.day, d.symbol, d.fill_count, f.n
+           FROM daily_totals d LEFT JOIN (
+               SELECT account_id, epoch, {fill_day} AS day, symbol, COUNT(*) AS n,
+                      SUM(CASE WHEN side = 'BUY' THEN qty_e6 ELSE 0 END) AS bought_qty,
+                      SUM(CASE WHEN side = 'BUY' THEN 0 ELSE qty_e6 END) AS sold_qty,
+                      SUM(CASE WHEN side = 'BUY' THEN notional_e6 ELSE 0 END) AS bought_notional,
+                      SUM(CASE WHEN side = 'BUY' THEN 0 ELSE notional_e6 END) AS sold_notional,
+                      SUM(fee_e6) AS fees, SUM(realized_pnl_e6) AS pnl
+               FROM fills f GROUP BY account_id, epoch, {fill_day}, symbol) f
+             ON f.account_id = d.account_id AND f.epoch = d.epoch AND f.day = d.day AND f.symbol = d.symbol
+           WHERE (CAST(:account AS INTEGER) IS NULL OR d.account_id = :account)
+             AND (f.n IS NULL OR d.fill_count <> f.n OR d.bought_qty_e6 <> f.bought_qty OR d.sold_qty_e6 <> f.sold_qty
+                  OR d.bought_notional_e6 <> f.bought_notional OR d.sold_notional_e6 <> f.sold_notional
+                  OR d.fees_e6 <> f.fees OR d.realized_pnl_e6 <> f.pnl)
+           UNION ALL
+           SELECT f.account_id, f.epoch, {fill_day}, f.symbol, NULL, COUNT(*)
+           FROM fills f LEFT JOIN daily_totals d
+             ON d.account_id = f.account_id AND d.epoch = f.epoch AND d.day = {fill_day} AND d.symbol = f.symbol
+           WHERE (CAST(:account AS INTEGER) IS NULL OR f.account_id = :account) AND d.symbol IS NULL
+           GROUP BY f.account_id, f.epoch, {fill_day}, f.symbol""",
     ),
     (
         "position's reserved shares differ from its resting sell orders",
@@ -186,11 +227,16 @@ _LAWS: list[tuple[str, str]] = [
 ]
 
 
+# The UTC day of a fill, as daily_totals keys it (SQLite stores UTC text, PostgreSQL timestamptz).
+_FILL_DAY = {"sqlite": "substr(f.filled_at, 1, 10)", "postgresql": "CAST(f.filled_at AT TIME ZONE 'UTC' AS DATE)"}
+
+
 def verify_ledger(conn: Connection, account_id: int | None = None, limit: int = 20) -> list[str]:
     """Check every law (for one account, or all with None); return one line per violation found."""
     problems: list[str] = []
+    fill_day = _FILL_DAY[conn.dialect.name]
     for description, sql in _LAWS:
-        rows = conn.execute(text(sql), {"account": account_id}).fetchmany(limit)
+        rows = conn.execute(text(sql.replace("{fill_day}", fill_day)), {"account": account_id}).fetchmany(limit)
         for row in rows:
             problems.append(f"{description} (amounts in millionths): " + ", ".join(map(str, row)))
     return problems

@@ -7,13 +7,14 @@ carries ``account_id`` and ``epoch``: ``reset`` starts a new epoch and leaves ea
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -25,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ledger.constants import FLOW_KINDS, OPEN_STATUSES
 from ledger.db.types import ScaledDecimal, UTCDateTime
 
 NAMING_CONVENTION = {
@@ -34,6 +36,13 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# The conditions of the partial indexes (migration 0008): they hold only the rows their queries look for, so an
+# order that fills at once and a fill's cash movement write no page of them. SQLite uses a partial index only
+# for a query that states its condition word for word: queries take these (ledger.queries.open_order,
+# ledger.queries.cash_flow) and never bind the values as parameters.
+OPEN_ORDER_CONDITION = "status IN ({})".format(", ".join(f"'{status}'" for status in OPEN_STATUSES))
+CASH_FLOW_CONDITION = "kind IN ({})".format(", ".join(f"'{kind}'" for kind in FLOW_KINDS))
 
 SYMBOL_LENGTH = 32
 RUN_ID_LENGTH = 32
@@ -122,9 +131,12 @@ class Order(Base):
             sqlite_where=text("client_order_id IS NOT NULL AND status <> 'rejected'"),
             postgresql_where=text("client_order_id IS NOT NULL AND status <> 'rejected'"),
         ),
-        Index("ix_orders_account_id_epoch_status", "account_id", "epoch", "status"),
+        # Open orders only: an account's (resting, due, counted) and a symbol's (a quote's resting-order lookup).
+        Index("ix_orders_account_id_epoch_status", "account_id", "epoch", "status",
+              sqlite_where=text(OPEN_ORDER_CONDITION), postgresql_where=text(OPEN_ORDER_CONDITION)),
         Index("ix_orders_account_id_epoch_id", "account_id", "epoch", "id"),  # the dashboard's newest-first pages
-        Index("ix_orders_account_id_symbol_status", "account_id", "symbol", "status"),
+        Index("ix_orders_account_id_symbol_status", "account_id", "symbol", "status",
+              sqlite_where=text(OPEN_ORDER_CONDITION), postgresql_where=text(OPEN_ORDER_CONDITION)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -228,7 +240,36 @@ class Position(Base):
     reserved_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     cost_basis_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
     realized_pnl_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    # Totals of the position's fills, kept by every fill in the row it updates anyway (no extra page written):
+    # the per-symbol totals audit reads them instead of summing the fills.
+    fill_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    bought_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default=text("0"))
+    sold_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default=text("0"))
+    bought_notional_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default=text("0"))
+    sold_notional_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default=text("0"))
+    fees_e6: Mapped[Decimal] = mapped_column(ScaledDecimal, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DailyTotal(Base):
+    """Totals of an account's fills per UTC day and symbol, kept by every fill (``v_daily_pnl`` reads them):
+    one row per (account, epoch, day, symbol), so a daily P&L reads rows per day, not per fill."""
+
+    __tablename__ = "daily_totals"
+    # On SQLite the key is the table (WITHOUT ROWID): a fill's upsert writes one page, not a row and an index.
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH), primary_key=True)
+    fill_count: Mapped[int] = mapped_column(Integer)
+    bought_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    sold_qty_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    bought_notional_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    sold_notional_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    fees_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
+    realized_pnl_e6: Mapped[Decimal] = mapped_column(ScaledDecimal)
 
 
 class CashMovement(Base):
@@ -239,7 +280,8 @@ class CashMovement(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('initial', 'fill', 'deposit', 'withdrawal')", name="kind"),
         Index("ix_cash_movements_account_id_epoch", "account_id", "epoch"),
-        Index("ix_cash_movements_account_id_epoch_kind", "account_id", "epoch", "kind"),  # deposits, withdrawals
+        Index("ix_cash_movements_account_id_epoch_kind", "account_id", "epoch", "kind",  # deposits, withdrawals only
+              sqlite_where=text(CASH_FLOW_CONDITION), postgresql_where=text(CASH_FLOW_CONDITION)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
