@@ -16,7 +16,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from ledger.book.margin import Margin, margin_figures, position_value
 from ledger.book.store import accounts, cash_movements, fills, order_events, orders, positions, quotes
 from ledger.constants import FLOW_KINDS, OPEN_STATUSES
-from ledger.db.models import EquityMark
+from ledger.db.models import DailyTotal, EquityMark
 from ledger.db.types import UTCDateTime
 
 # The audit view of daily P&L (migration 0002); views are not in the models' metadata.
@@ -521,6 +521,24 @@ def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
     return f"CAST(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC') AS DATE)"
 
 
+class utc_day_end(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it renders
+    """The first instant after a UTC day (a ``daily_totals.day``), comparable with stored times: the next day's
+    'YYYY-MM-DD' text on SQLite (it sorts after every time of the day), its midnight UTC on PostgreSQL."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(utc_day_end, "sqlite")
+def _utc_day_end_sqlite(element: utc_day_end, compiler: Any, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)}, '+1 day')"
+
+
+@compiles(utc_day_end, "postgresql")
+def _utc_day_end_postgresql(element: utc_day_end, compiler: Any, **kw: Any) -> str:
+    return f"((({compiler.process(element.clauses, **kw)}) + 1)::timestamp AT TIME ZONE 'UTC')"
+
+
 def _mark_columns() -> tuple[Any, ...]:
     return (equity_marks.c.id, equity_marks.c.at, equity_marks.c.cash_e6, equity_marks.c.long_value_e6,
             equity_marks.c.short_value_e6, equity_marks.c.equity_e6)
@@ -624,11 +642,35 @@ def recent_daily_pnl(conn: Connection, account_id: int, days: int = 14) -> list[
 
 
 def daily_closes_stmt(account_id: int, epoch: int) -> Select[Any]:
-    """``daily_totals_stmt`` over the whole epoch, oldest day first, with ``last_price_e6``: the price of each
-    (day, symbol)'s last fill."""
-    daily = daily_totals_stmt(account_id, epoch).order_by(None).subquery()
+    """Per UTC day and symbol of the epoch's fills, oldest day first: ``net_cash``, ``signed_qty`` (bought -
+    sold), and the day's last fill's ``last_price_e6`` and ``last_filled_at``.
+
+    Reads the ``daily_totals`` rows (one per day and symbol, not per fill) and finds each one's last fill with one
+    seek of the (account, symbol, time) index: bounded by the days traded, not by the fills."""
+    totals = DailyTotal.__table__
+    amount = totals.c.fees_e6.type
+    last_fill = (
+        select(fills.c.id)
+        .where(fills.c.account_id == totals.c.account_id, fills.c.symbol == totals.c.symbol,
+               fills.c.filled_at < utc_day_end(totals.c.day), fills.c.epoch == totals.c.epoch)
+        .order_by(fills.c.filled_at.desc(), fills.c.id.desc()).limit(1)
+        .scalar_subquery()
+    )
+    daily = (
+        select(
+            totals.c.day, totals.c.symbol,
+            type_coerce(totals.c.sold_notional_e6 - totals.c.bought_notional_e6 - totals.c.fees_e6, amount)
+            .label("net_cash"),
+            type_coerce(totals.c.bought_qty_e6 - totals.c.sold_qty_e6, amount).label("signed_qty"),
+            last_fill.label("last_fill_id"),
+        )
+        .where(totals.c.account_id == account_id, totals.c.epoch == epoch)
+        .subquery()
+    )
     return (
-        select(daily, fills.c.price_e6.label("last_price_e6"))
+        select(daily.c.day, daily.c.symbol, type_coerce(daily.c.net_cash, amount).label("net_cash"),
+               type_coerce(daily.c.signed_qty, amount).label("signed_qty"),
+               fills.c.price_e6.label("last_price_e6"), fills.c.filled_at.label("last_filled_at"))
         .join(fills, fills.c.id == daily.c.last_fill_id)
         .order_by(daily.c.day, daily.c.symbol)
     )

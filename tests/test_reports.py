@@ -173,3 +173,45 @@ def test_a_connection_an_engine_and_a_url_give_the_same_frames(scenario, db_url)
 def test_an_unknown_account_is_a_ledger_error(scenario, db_url):
     with pytest.raises(LedgerError, match="no account named 'carol'"):
         reports.fills_frame(db_url, "carol")
+
+
+def test_a_ledger_without_equity_marks_charts_one_point_per_day_at_its_last_fill_prices(make_broker, clock, db_url):
+    """A ledger made before equity marks existed: the chart's points are the epoch's start and each UTC day's
+    last fill, cash after that day's fills plus each symbol held valued at its last fill price up to then."""
+    from sqlalchemy import delete
+
+    from ledger.db.models import EquityMark
+
+    broker = make_broker(account="old", initial_cash=10_000, slippage_bps=0, fee_bps=10)
+    trades = [  # (day offset, hour, symbol, side, qty, price)
+        (0, 15, "AAA", "BUY", 10, 100), (0, 16, "BBB", "BUY", 5, 50), (0, 17, "AAA", "BUY", 2, 101),
+        (1, 14, "AAA", "SELL", 4, 104), (1, 18, "BBB", "BUY", 1, 52),
+        (3, 15, "BBB", "SELL", 6, 49),
+    ]
+    start = clock()
+    for day, hour, symbol, side, qty, price in trades:
+        clock.current = start.replace(hour=hour) + pd.Timedelta(days=day).to_pytimedelta()
+        broker.set_quote(symbol, bid=price, ask=price)
+        broker.submit_order(symbol, side, qty)
+    with get_engine(db_url).begin() as conn:
+        conn.execute(delete(EquityMark.__table__))
+
+    fills = [{**fill, "timestamp": datetime.fromisoformat(fill["timestamp"])} for fill in broker.get_fills()]
+    expected, cash, held, last = [], Decimal(10_000), {}, {}
+    for day in sorted({fill["timestamp"].date() for fill in fills}):
+        todays = [fill for fill in fills if fill["timestamp"].date() == day]
+        for fill in todays:
+            notional, fee = Decimal(str(fill["notional"])), Decimal(str(fill["fee"]))
+            buy = fill["side"] == "BUY"
+            cash += -(notional + fee) if buy else notional - fee
+            qty = Decimal(str(fill["qty"]))
+            held[fill["symbol"]] = held.get(fill["symbol"], Decimal(0)) + (qty if buy else -qty)
+            last[fill["symbol"]] = Decimal(str(fill["fill_price"]))
+        value = sum((qty * last[symbol] for symbol, qty in held.items()), Decimal(0))
+        expected.append((todays[-1]["timestamp"], cash + value))
+
+    points = reports.equity_chart_points(db_url, "old", None, 400)
+    assert [(point["timestamp"], point["equity"]) for point in points[1:]] == expected
+    assert points[0]["equity"] == Decimal(10_000)
+    week = reports.equity_chart_points(db_url, "old", pd.Timedelta(days=2).to_pytimedelta(), 400)
+    assert [point["timestamp"] for point in week] == [at for at, _ in expected[-2:]]
