@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -595,48 +595,34 @@ def last_fill_at(conn: Connection, account_id: int) -> datetime | None:
     ).scalar_one_or_none()
 
 
-def daily_totals_stmt(account_id: int, epoch: int, since: datetime | None = None) -> Select[Any]:
-    """Per UTC day and symbol of the epoch's fills filled at or after ``since``, newest day first, exact
-    (``v_daily_pnl``'s figures, in Decimal): fill_count, bought/sold qty and notional, fees, realized P&L, net
-    cash; plus ``signed_qty_e6`` (bought - sold) and ``last_fill_id``/``last_filled_at`` (the day's last fill).
-
-    ``since`` bounds the rows read (the (account, time) index); without it every fill of the epoch is read."""
-    buy = fills.c.side == "BUY"
-    day = utc_day(fills.c.filled_at)
-    amount = fills.c.qty_e6.type
-
-    def total(expression: Any) -> Any:
-        return func.sum(expression, type_=amount)
-
+def daily_totals_stmt(account_id: int, epoch: int, since: date | None = None) -> Select[Any]:
+    """Per UTC day and symbol of the epoch's fills (from ``since``, a UTC day, when given), newest day first,
+    exact (``v_daily_pnl``'s figures, in Decimal): fill_count, bought/sold qty and notional, fees, realized P&L
+    and net cash. Reads the ``daily_totals`` rows every fill keeps, one per day and symbol."""
+    totals = DailyTotal.__table__
+    amount = totals.c.fees_e6.type
     stmt = (
         select(
-            day.label("day"), fills.c.symbol, func.count().label("fill_count"),
-            total(case((buy, fills.c.qty_e6), else_=0)).label("bought_qty"),
-            total(case((buy, 0), else_=fills.c.qty_e6)).label("sold_qty"),
-            total(case((buy, fills.c.notional_e6), else_=0)).label("bought_notional"),
-            total(case((buy, 0), else_=fills.c.notional_e6)).label("sold_notional"),
-            total(fills.c.fee_e6).label("fees"),
-            total(fills.c.realized_pnl_e6).label("realized_pnl"),
-            total(case((buy, -(fills.c.notional_e6 + fills.c.fee_e6)), else_=fills.c.notional_e6 - fills.c.fee_e6))
+            totals.c.day, totals.c.symbol, totals.c.fill_count,
+            totals.c.bought_qty_e6.label("bought_qty"), totals.c.sold_qty_e6.label("sold_qty"),
+            totals.c.bought_notional_e6.label("bought_notional"), totals.c.sold_notional_e6.label("sold_notional"),
+            totals.c.fees_e6.label("fees"), totals.c.realized_pnl_e6.label("realized_pnl"),
+            type_coerce(totals.c.sold_notional_e6 - totals.c.bought_notional_e6 - totals.c.fees_e6, amount)
             .label("net_cash"),
-            total(case((buy, fills.c.qty_e6), else_=-fills.c.qty_e6)).label("signed_qty"),
-            func.max(fills.c.id).label("last_fill_id"),
-            func.max(fills.c.filled_at, type_=UTCDateTime()).label("last_filled_at"),
         )
-        .where(fills.c.account_id == account_id, fills.c.epoch == epoch)
-        .group_by(day, fills.c.symbol)
-        .order_by(day.desc(), fills.c.symbol)
+        .where(totals.c.account_id == account_id, totals.c.epoch == epoch)
+        .order_by(totals.c.day.desc(), totals.c.symbol)
     )
-    return stmt if since is None else stmt.where(fills.c.filled_at >= since)
+    return stmt if since is None else stmt.where(totals.c.day >= since)
 
 
 def recent_daily_pnl(conn: Connection, account_id: int, days: int = 14) -> list[Any]:
     """The epoch's daily P&L per symbol over the ``days`` UTC days up to its newest fill, newest first: the
-    dashboard's table. It reads only those days' fills (``v_daily_pnl`` would read them all)."""
+    dashboard's table (those days' ``daily_totals`` rows)."""
     last = last_fill_at(conn, account_id)
     if last is None:
         return []
-    since = datetime.combine(last.date() - timedelta(days=days - 1), datetime.min.time(), last.tzinfo)
+    since = last.astimezone(UTC).date() - timedelta(days=days - 1)
     epoch = account_row(conn, account_id).epoch
     return conn.execute(daily_totals_stmt(account_id, epoch, since)).all()
 

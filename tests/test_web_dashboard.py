@@ -113,6 +113,10 @@ def test_signed_in_account_page_shows_the_ledgers_positions_cash_and_an_equity_c
     assert cell_number(page.find_element(By.ID, "cash").text) == cash
     assert cell_number(page.find_element(By.ID, "buying-power").text) == Decimal(str(account["buying_power"]))
     assert cell_number(page.find_element(By.ID, "short-value").text) == Decimal(str(account["short_market_value"]))
+    daily = [[cell.text for cell in cells] for row in page.find_elements(By.CSS_SELECTOR, "#daily-pnl tbody tr")
+             if len(cells := row.find_elements(By.TAG_NAME, "td")) == 10]
+    syn = [row for row in daily if row[1] == "SYN"]  # (one row a day: two if the test spans midnight UTC)
+    assert [sum(cell_number(row[column]) for row in syn) for column in (2, 3, 4)] == [3, 130, 20], daily
     assert page.find_element(By.CSS_SELECTOR, "#equity-chart polyline.equity").get_attribute("points")
     assert page.find_element(By.CSS_SELECTOR, "#equity-chart polygon.drawdown").get_attribute("points")
     for header in page.find_elements(By.CSS_SELECTOR, "#positions thead th.num"):
