@@ -9,6 +9,7 @@ in its own temporary working directory, so code that uses the defaults (like the
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,8 @@ _KEPT_ENVIRONMENT = (
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "engines(*names): run the test only on these database engines")
+    config.addinivalue_line(
+        "markers", "empty_database: db_url is an empty database (no schema), not a copy of the migrated template")
     if REQUIRE_POSTGRES and "postgresql" not in ENGINES:
         # CI must not be able to drop the PostgreSQL half by narrowing the engine list.
         raise pytest.UsageError(f"LEDGER_REQUIRE_POSTGRES=1 but LEDGER_TEST_ENGINES={','.join(ENGINES)!r}")
@@ -66,17 +69,47 @@ def engine_name(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session")
+def ledger_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Per engine, a database migrated to head once per session (filled in on first use), which each test's
+    database is copied from: the migrations then run once, not once per test (they are tested on their own,
+    in tests/test_migrations.py, from empty databases)."""
+    return {}
+
+
+def _migrated(url: str) -> None:
+    from ledger.db.engine import dispose_engines, get_engine
+    from ledger.db.migrate import ensure_schema
+
+    ensure_schema(get_engine(url))
+    dispose_engines()
+
+
 @pytest.fixture
 def db_url(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh, empty ledger database URL for this test on this engine."""
+    """A fresh ledger database URL for this test on this engine: a copy of a database migrated to the head
+    revision and holding no account, or an empty one (no schema) for tests marked ``empty_database``."""
     from ledger.db.engine import dispose_engines
 
+    empty = request.node.get_closest_marker("empty_database") is not None
+    templates: dict[str, str] = request.getfixturevalue("ledger_templates")
     if engine_name == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        path = tmp_path / "ledger.db"
+        if not empty:
+            if "sqlite" not in templates:
+                template = request.getfixturevalue("tmp_path_factory").mktemp("template") / "ledger.db"
+                _migrated(f"sqlite:///{template}")
+                templates["sqlite"] = str(template)
+            shutil.copyfile(templates["sqlite"], path)  # closed, checkpointed: no -wal file to carry
+        yield f"sqlite:///{path}"
         dispose_engines()
         return
     server: PostgresServer = request.getfixturevalue("pg_server")
-    name = server.create_database()
+    if not empty and "postgresql" not in templates:
+        template_name = server.create_database()
+        _migrated(server.url(template_name))
+        templates["postgresql"] = template_name
+    name = server.create_database(template=None if empty else templates["postgresql"])
     yield server.url(name)
     dispose_engines()
     server.drop_database(name)

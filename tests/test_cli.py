@@ -224,6 +224,7 @@ def test_report_plot_without_matplotlib_says_how_to_install_it(run, traded, tmp_
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.empty_database
 def test_db_upgrade_current_and_check(run, engine_name):
     if engine_name == "sqlite":
         assert_one_line_error(run("db", "current", ok=False), "no ledger database")

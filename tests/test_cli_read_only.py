@@ -97,6 +97,7 @@ def test_write_commands_still_migrate_an_older_schema(traded_ledger):
     assert revision(traded_ledger) == head_revision()
 
 
+@pytest.mark.empty_database
 @pytest.mark.engines("sqlite")
 @pytest.mark.parametrize("args", READ_COMMANDS, ids=READ_COMMAND_IDS)
 def test_a_read_command_on_an_empty_file_says_no_ledger_here_and_writes_nothing(tmp_path, args):
@@ -113,6 +114,7 @@ def test_a_read_command_on_an_empty_file_says_no_ledger_here_and_writes_nothing(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["empty.db"]  # no -wal, -shm, or export dir
 
 
+@pytest.mark.empty_database
 @pytest.mark.engines("sqlite")
 def test_a_read_command_on_a_missing_file_says_no_ledger_here_and_creates_nothing(tmp_path):
     result = invoke("accounts", "--db", str(tmp_path / "absent.db"))

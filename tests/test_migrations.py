@@ -27,6 +27,9 @@ from ledger.db.models import Base
 from tests.conftest import FakeClock, ledger_problems
 from tests.workers.harness import ROOT, Child, start_together
 
+# Every test here starts from an empty database (not the suite's migrated template): migrating is the subject.
+pytestmark = pytest.mark.empty_database
+
 REVISIONS = [script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()][::-1]
 HEAD = REVISIONS[-1]
 EARLIER = REVISIONS[:-1]  # every revision a populated database can be at and still need upgrading

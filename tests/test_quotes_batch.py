@@ -119,9 +119,8 @@ def test_an_invalid_quote_rejects_the_whole_batch_naming_its_symbol_and_writes_n
     assert table_snapshot(db_url) == before
 
 
-def test_a_batch_over_symbols_without_orders_runs_no_select_per_symbol(make_broker, engine_name):
-    if engine_name != "sqlite":
-        pytest.skip("counts statements with sqlite3's trace callback")
+@pytest.mark.engines("sqlite")  # counts statements with sqlite3's trace callback
+def test_a_batch_over_symbols_without_orders_runs_no_select_per_symbol(make_broker):
     broker = make_broker()
     broker.set_quotes({"AAPL": (150, 150.1)})
     broker.submit_order("AAPL", "BUY", 5, "limit", 140)

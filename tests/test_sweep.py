@@ -74,10 +74,10 @@ def test_each_job_ends_as_its_own_replay_and_a_second_sweep_writes_nothing(db_ur
     (("--grid", "fast"), "NAME=V1,V2"),
 ])
 def test_a_bad_grid_is_refused_before_any_job_runs(tmp_path, grid, message):
-    db_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    db_url = f"sqlite:///{tmp_path / 'sweep.db'}"
     refused = CliRunner().invoke(cli, ["sweep", "--db", db_url, *grid])
     assert refused.exit_code == 2 and message in refused.output, refused.output
-    assert not (tmp_path / "ledger.db").exists(), "nothing was written"
+    assert not (tmp_path / "sweep.db").exists(), "nothing was written"
 
 
 def test_strategy_specs_carry_checked_parameters():
