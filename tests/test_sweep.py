@@ -7,32 +7,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from ledger.book.store import runs
 from ledger.cli import cli
-from ledger.data import sample_bars_path
 from ledger.db.engine import dispose_engines, get_engine
 from ledger.replay import load_bar_file, run_replay, start_replay
 from ledger.strategies import get_strategy, strategy_spec
 from tests.conftest import ledger_problems
-from tests.test_replay import ledger_state
-
-BARS = 90
-
-
-@pytest.fixture
-def short_bars(tmp_path: Path) -> Path:
-    frame = pd.read_csv(sample_bars_path())
-    days = sorted(frame["timestamp"].unique())[:BARS]
-    path = tmp_path / "bars.csv"
-    frame[frame["timestamp"].isin(days)].to_csv(path, index=False)
-    return path
+from tests.test_replay import bars_file, ledger_state  # noqa: F401 - bars_file: the fixture
 
 
 def sweep(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -40,13 +26,13 @@ def sweep(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_each_job_ends_as_its_own_replay_and_a_second_sweep_writes_nothing(db_url, short_bars):
-    args = ("--grid", "fast=3,5", "--grid", "slow=12", "--data", str(short_bars), "--cash", "50000", "-j", "2")
+def test_each_job_ends_as_its_own_replay_and_a_second_sweep_writes_nothing(db_url, bars_file):  # noqa: F811
+    args = ("--grid", "fast=3,5", "--grid", "slow=12", "--data", str(bars_file), "--cash", "50000", "-j", "2")
     first = sweep(db_url, *args)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "sweep-fast3-slow12: done" in first.stdout and "sweep-fast5-slow12: done" in first.stdout
 
-    data = load_bar_file(short_bars)
+    data = load_bar_file(bars_file)
     for fast in (3, 5):
         spec = strategy_spec("sma-crossover", {"fast": fast, "slow": 12})
         with start_replay(data, account=f"alone-{fast}", strategy=spec, db_url=db_url, initial_cash=50_000) as job:
