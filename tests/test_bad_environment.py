@@ -209,6 +209,7 @@ def test_corrupt_or_foreign_file_is_refused_and_left_byte_identical(ledger_file:
     assert sha256(damaged) == before
 
 
+@pytest.mark.empty_database
 @pytest.mark.engines("postgresql")
 def test_foreign_postgres_database_is_refused_untouched(db_url: str) -> None:
     with get_engine(db_url).begin() as conn:
