@@ -368,7 +368,9 @@ def _flows_stmt(account: Any) -> Select[Any]:
             cash_movements.c.epoch == account.epoch,
             cash_flow(),
         )
-        .order_by(cash_movements.c.id)
+        # "+ 0": sort the few flows the partial index finds; ordered by id, SQLite's planner (no statistics)
+        # walks every cash movement of the account in id order instead (0.23 s on 900k fills).
+        .order_by(cash_movements.c.id + 0)
     )
 
 
