@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    Connection, Date, Select, and_, case, column, func, literal_column, select, table, type_coerce, values,
+    Connection, Select, and_, column, func, literal_column, select, table, type_coerce, values,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -503,24 +503,6 @@ def position_figures(row: Any) -> dict[str, Any]:
 
 
 # -- bounded series for the dashboard's charts and daily table (pages over 1M fills render in well under 1 s) --
-class utc_day(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it renders
-    """The UTC calendar day of a stored time, as ``v_daily_pnl`` computes it: 'YYYY-MM-DD' text on SQLite,
-    a date on PostgreSQL."""
-
-    type = Date()
-    inherit_cache = True
-
-
-@compiles(utc_day, "sqlite")
-def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
-    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
-
-
-@compiles(utc_day, "postgresql")
-def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
-    return f"CAST(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC') AS DATE)"
-
-
 class utc_day_end(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it renders
     """The first instant after a UTC day (a ``daily_totals.day``), comparable with stored times: the next day's
     'YYYY-MM-DD' text on SQLite (it sorts after every time of the day), its midnight UTC on PostgreSQL."""

@@ -11,7 +11,6 @@ import pytest
 from ledger.exceptions import (
     ClientOrderIdConflictError,
     InsufficientFundsError,
-    LedgerError,
     OrderNotReplaceableError,
     OrderRejectedError,
     PositionNotFoundError,

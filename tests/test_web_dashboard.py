@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlparse
 
 import httpx
-import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait

@@ -9,17 +9,21 @@ An account whose values reach the ledger's 10^12 bound is not marked (the mark c
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
+from ledger.book.margin import Margin, margin_figures, position_value
 from ledger.book.store import AccountState, Store
-from ledger.money import MAX_AMOUNT, round_amount
-
-ZERO = Decimal(0)
-
+from ledger.money import MAX_AMOUNT
 
 MARK_FILL = "fill"  # always: the account changed
 MARK_BAR = "bar"  # unless a mark at this broker time exists (a resumed replay does not mark a bar twice)
 MARK_QUOTE = "quote"  # at most once per the account's equity_mark_interval_s
+
+
+def stored_margin(store: Store, account: AccountState) -> Margin:
+    """The account's margin figures (ledger.book.margin) from its cash and reservations as this transaction
+    holds them and its positions as stored (``flush`` first when this transaction changed positions)."""
+    values = (position_value(qty, cost, mid) for _, qty, cost, mid in store.position_marks(account))
+    return margin_figures(account.cash, account.reserved_cash, account.max_margin_multiplier, values)
 
 
 def mark_equity(store: Store, account: AccountState, now: datetime, *, reason: str) -> bool:
@@ -34,15 +38,8 @@ def mark_equity(store: Store, account: AccountState, now: datetime, *, reason: s
         ):
             return False
     store.flush(now)
-    long_value = short_value = ZERO
-    for _, qty, cost, mid in store.position_marks(account):
-        value = qty * mid if mid is not None else cost
-        if qty > 0:
-            long_value += value
-        else:
-            short_value += value
-    long_value, short_value = round_amount(long_value), round_amount(short_value)
-    equity = account.cash + long_value + short_value
+    figures = stored_margin(store, account)
+    long_value, short_value, equity = figures.long_value, figures.short_value, figures.equity
     if max(abs(long_value), abs(short_value), abs(equity)) >= MAX_AMOUNT:
         # Prices moved the account past the ledger's bound: the mark cannot be stored, and a quote must not
         # fail for it. No mark is written (the curve resumes when the account is back within bounds).

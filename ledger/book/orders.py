@@ -15,8 +15,8 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from ledger.book.fills import FillableOrder, apply_fill, fill_effect
-from ledger.book.margin import is_margin_account, margin_figures, position_value
-from ledger.book.marks import MARK_FILL, mark_equity
+from ledger.book.margin import is_margin_account
+from ledger.book.marks import MARK_FILL, mark_equity, stored_margin
 from ledger.book.matching import (
     Liquidity,
     average_price,
@@ -463,8 +463,7 @@ def _margin_error(
 def buying_power(store: Store, account: AccountState, now: datetime) -> Decimal:
     """The account's buying power as this transaction now stands (see ``ledger.book.margin``)."""
     store.flush(now)
-    values = (position_value(qty, cost, mid) for _, qty, cost, mid in store.position_marks(account))
-    return margin_figures(account.cash, account.reserved_cash, account.max_margin_multiplier, values).buying_power
+    return stored_margin(store, account).buying_power
 
 
 def _reserve(

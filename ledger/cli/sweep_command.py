@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ledger.cli.common import CASH, DECIMAL, db_option, fail, fmt_money, fmt_percent, ledger_url, print_table
 from ledger.strategies import DEFAULT_STRATEGY, STRATEGIES
+
+if TYPE_CHECKING:
+    from ledger.sweep import JobOutcome
 
 
 @click.command()
@@ -52,9 +56,9 @@ def sweep(
     options = data_options(data_file, cash, slippage_bps, fee_bps)
     click.echo(f"sweep of {len(jobs)} job(s) of {strategy}, {workers} at a time")
 
-    def done(outcome: object) -> None:
-        status = "done" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode})"  # type: ignore[attr-defined]
-        click.echo(f"  {outcome.job.account}: {status} in {outcome.seconds:.1f} s")  # type: ignore[attr-defined]
+    def done(outcome: JobOutcome) -> None:
+        status = "done" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode})"
+        click.echo(f"  {outcome.job.account}: {status} in {outcome.seconds:.1f} s")
 
     outcomes = run_sweep(jobs, lambda job: replay_command(job, strategy, url, options), workers, done)
     results = sweep_results(url, jobs)

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from ledger.db.models import CashMovement
-from ledger.money import round_amount
 from ledger.queries import account_margin, account_row, activities_stmt
 from ledger.service import errors
 from ledger.service.auth import Caller, caller

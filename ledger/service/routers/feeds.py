@@ -25,7 +25,7 @@ def post_quotes(quotes: Annotated[list[QuoteIn], Field(max_length=1000)], who: C
     # One transaction for the whole list (a symbol at most once): all stored, and the fills they make, or none.
     if len(quotes) != len({q.symbol for q in quotes}):
         raise errors.unprocessable("a symbol may appear once per request")
-    fills = who.broker.set_quotes({q.symbol: (q.bid, q.ask, q.bid_size, q.ask_size) for q in quotes}) if quotes else []
+    fills = who.broker.set_quotes({q.symbol: (q.bid, q.ask, q.bid_size, q.ask_size) for q in quotes})
     return QuoteFeedResult(quotes=len(quotes), fills=[
         {"order_id": order_uuid(fill["order_id"]), "symbol": fill["symbol"], "side": fill["side"].lower(),
          "qty": fill["qty"], "price": fill["fill_price"], "timestamp": fill["timestamp"]}
