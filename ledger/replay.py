@@ -62,7 +62,8 @@ from ledger.brokers.data_provider import (
     read_replay_chunks,
     synthetic_quote,
 )
-from ledger.brokers.paper import PaperBroker
+from ledger.book.marks import Holdings
+from ledger.brokers.paper import BrokerTransaction, PaperBroker
 from ledger.config import get_cfg
 from ledger.constants import ORDER_STOP, SIDE_BUY, SIDE_SELL
 from ledger.db.engine import get_engine, read_transaction, resolve_db_url, translate_db_errors, write_transaction
@@ -468,7 +469,6 @@ def run_replay(job: ReplayJob, *, on_step: Callable[[StepReport], None] | None =
     trader = get_strategy(job.strategy)
     resume, total = job.resume, len(job.data.timestamps)
     clock = MarketClock(job.data.timestamps[resume.index])
-    engine = get_engine(job.db_url)
     with PaperBroker(
         account=job.account, db_url=job.db_url, clock=clock, run_id=resume.run_id,
         slippage_bps=job.costs.slippage_bps, fee_bps=job.costs.fee_bps,
@@ -482,14 +482,13 @@ def run_replay(job: ReplayJob, *, on_step: Callable[[StepReport], None] | None =
             already_decided = index == resume.index and resume.orders_placed
             clock.now = stamp
             quotes = {symbol: bar_quote(symbol, bars[symbol], stamp) for symbol in sorted(bars)}
-            broker.set_quotes(quotes)  # the whole bar in one transaction: its quotes and the fills they make
             placed, rejected = 0, None
-            if not already_decided:
-                with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
-                    portfolio = ledger_portfolio(conn, broker.account_id, quotes, broker.slippage_bps, broker.fee_bps)
-                intents = trader.decide(stamp, portfolio)
-                placed, rejected = _submit(broker, job.key, stamp, intents)
-            broker.mark_equity()  # the bar's close marked to market: the equity curve and drawdown read these
+            with broker.transaction() as bar:  # the whole bar: one transaction, one commit
+                bar.set_quotes(quotes)  # the bar's quotes and the fills they make
+                if not already_decided:
+                    portfolio = holdings_portfolio(bar.holdings(), quotes, broker.slippage_bps, broker.fee_bps)
+                    placed, rejected = _submit(bar, job.key, stamp, trader.decide(stamp, portfolio))
+                bar.mark_equity()  # the bar's close marked to market: the equity curve and drawdown read these
             _report(on_step, StepReport(index, total, stamp, True, placed, rejected))
         run_id = broker.run_id
     return summarize(job, run_id)
@@ -507,32 +506,41 @@ def ledger_portfolio(
     slippage_bps: Decimal | float,
     fee_bps: Decimal | float,
 ) -> Portfolio:
-    """What the strategy is shown at a bar, read from the ledger (floats, as the broker protocol returns them)."""
+    """What the strategy is shown at a bar, read from the ledger outside a bar's transaction (as
+    :func:`holdings_portfolio` shows it inside one: the same figures)."""
     account = account_row(conn, account_id)
     held = position_rows(conn, account_id)
+    holdings = Holdings(
+        account.cash_e6 - account.reserved_cash_e6,
+        portfolio_value(conn, account_id, account, held),
+        {row.symbol: row.qty_e6 for row in held},
+    )
+    return holdings_portfolio(holdings, quotes, slippage_bps, fee_bps)
+
+
+def holdings_portfolio(
+    holdings: Holdings, quotes: dict[str, tuple[Decimal, Decimal]], slippage_bps: Decimal | float, fee_bps: Decimal | float
+) -> Portfolio:
+    """The strategy's view of the account (floats, as the broker protocol returns them)."""
     return Portfolio(
-        cash=float(account.cash_e6 - account.reserved_cash_e6),
-        equity=float(portfolio_value(conn, account_id, account, held)),
-        positions={row.symbol: float(row.qty_e6) for row in held},
+        cash=float(holdings.available_cash),
+        equity=float(holdings.equity),
+        positions={symbol: float(qty) for symbol, qty in holdings.positions.items()},
         quotes={symbol: (float(bid), float(ask)) for symbol, (bid, ask) in quotes.items()},
         slippage_bps=float(slippage_bps),
         fee_bps=float(fee_bps),
     )
 
 
-def _submit(broker: PaperBroker, key: str, stamp: datetime, intents: list[OrderIntent]) -> tuple[int, str | None]:
-    """Place the bar's orders in one transaction; a rejection leaves none placed and is reported, not raised.
+def _submit(bar: BrokerTransaction, key: str, stamp: datetime, intents: list[OrderIntent]) -> tuple[int, str | None]:
+    """Place the bar's orders, whole or not at all; a rejection is reported, not raised, and the bar goes on.
 
-    A market sell first cancels the symbol's resting sells (a stop-loss holds the shares it would sell); a
-    cancel is its own transaction, and a resumed run that finds the stop already canceled decides the same sell.
+    A market sell first cancels the symbol's resting sells (a stop-loss holds the shares it would sell); the
+    cancels and the orders stand or fall together, so a rejected batch leaves the stop-loss in place.
     """
     if not intents:
         return 0, None
-    exits = {intent.symbol for intent in intents if intent.side == SIDE_SELL and intent.stop_price is None}
-    if exits:
-        for order in broker.get_orders(status="open"):
-            if order["side"] == SIDE_SELL and order["symbol"] in exits:
-                broker.cancel_order(order["order_id"])
+    exits = sorted({intent.symbol for intent in intents if intent.side == SIDE_SELL and intent.stop_price is None})
     batch: list[dict[str, Any]] = [
         {
             "symbol": intent.symbol,
@@ -544,7 +552,11 @@ def _submit(broker: PaperBroker, key: str, stamp: datetime, intents: list[OrderI
         for intent in intents
     ]
     try:
-        broker.submit_orders(batch)  # an entry and its stop-loss commit together (see the docstring)
+        with bar.all_or_nothing():
+            for order in bar.open_orders(exits) if exits else ():
+                if order["side"] == SIDE_SELL:
+                    bar.cancel_order(order["order_id"])
+            bar.submit_orders(batch)  # an entry and its stop-loss commit together (see the docstring)
     except OrderRejectedError as exc:
         return 0, str(exc)
     return len(batch), None

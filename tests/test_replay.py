@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from sqlalchemy import func, insert, select
 from ledger.book.store import find_account
 from ledger import replay as replay_module
 from ledger.brokers.data_provider import ReplayProvider, YFinanceProvider, read_replay_chunks
-from ledger.brokers.paper import PaperBroker
+from ledger.brokers.paper import BrokerTransaction, PaperBroker
 from ledger.cli import cli
 from ledger.data import sample_bars_path
 from ledger.db.engine import get_engine, read_transaction, write_transaction
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BARS = 150  # of the packaged sample's 500: enough trades to kill in the middle of, quick on both engines
 ACCOUNT = "kill"
 CASH = Decimal(50_000)
+TRADED_BAR = 41  # the first bar of a month in those days: equal-weight rebalances there
 
 
 @pytest.fixture
@@ -152,28 +154,49 @@ class Interrupted(BaseException):
 
 
 def interrupt_on_call(monkeypatch, method: str, call: int, after: bool) -> None:
-    """Make PaperBroker.``method`` raise Interrupted on its ``call``-th call, before or after doing its work."""
-    original = getattr(PaperBroker, method)
+    """Raise Interrupted at the ``call``-th call of ``method``, before or after it does its work.
+
+    ``method`` is a call the replay makes inside a bar's transaction (``BrokerTransaction.set_quotes``,
+    ``submit_orders``, ``cancel_order``: interrupted there, the bar's transaction rolls back), or
+    ``"transaction"``: the bar's transaction itself, ``after`` meaning once it has committed.
+    """
+    owner = PaperBroker if method == "transaction" else BrokerTransaction
+    original = getattr(owner, method)
     calls = {"n": 0}
 
-    def wrapper(self, *args, **kwargs):
+    def counted() -> bool:
         calls["n"] += 1
         if calls["n"] == call and not after:
             raise Interrupted
-        result = original(self, *args, **kwargs)
-        if calls["n"] == call and after:
-            raise Interrupted
-        return result
+        return calls["n"] == call and after
 
-    monkeypatch.setattr(PaperBroker, method, wrapper)
+    if method == "transaction":
+        @contextmanager
+        def wrapper(self, *args, **kwargs):
+            due = counted()
+            with original(self, *args, **kwargs) as tx:
+                yield tx
+            if due:
+                raise Interrupted
+    else:
+        def wrapper(self, *args, **kwargs):
+            due = counted()
+            result = original(self, *args, **kwargs)
+            if due:
+                raise Interrupted
+            return result
+
+    monkeypatch.setattr(owner, method, wrapper)
 
 
 @pytest.mark.parametrize(
     ("strategy", "method", "call", "after"),
     [
-        ("sma-crossover", "set_quotes", 67, True),  # a bar's quotes stored (one transaction), its orders not decided
-        ("equal-weight", "submit_orders", 3, True),  # the bar's batch committed, the process dies before going on
+        ("sma-crossover", "set_quotes", 67, True),  # a bar's quotes stored in its transaction, its orders not decided
+        ("equal-weight", "submit_orders", 3, True),  # the bar's batch placed, the process dies before it commits
         ("sma-crossover", "submit_orders", 4, False),  # the bar's quotes stored, its batch never sent
+        ("equal-weight", "transaction", TRADED_BAR + 1, True),  # a bar with orders committed, dies before the next
+        ("sma-crossover", "transaction", 67, True),  # a bar committed, the process dies before the next
     ],
 )
 def test_interrupted_at_a_precise_point_the_resumed_run_ends_like_an_uninterrupted_one(

@@ -85,10 +85,12 @@ def test_sma_stops_killed_at_random_points_resumes_to_the_state_of_an_uninterrup
 @pytest.mark.parametrize(
     ("method", "call", "after"),
     [
-        ("cancel_order", 1, True),  # the exit's stop canceled, the process dies before the exit's sell
+        ("cancel_order", 1, True),  # the exit's stop canceled in its bar's transaction, dies before the exit's sell
         ("cancel_order", 3, False),  # dies just before canceling a stop
         ("set_quotes", 44, True),  # a bar's quotes stored (maybe filling a stop), its orders not decided yet
         ("set_quotes", 84, True),
+        ("transaction", 44, True),  # a bar committed, the process dies before the next
+        ("transaction", 84, True),
     ],
 )
 def test_sma_stops_interrupted_at_a_precise_point_resumes_exactly(

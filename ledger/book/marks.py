@@ -8,7 +8,9 @@ An account whose values reach the ledger's 10^12 bound is not marked (the mark c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from ledger.book.margin import Margin, margin_figures, position_value
 from ledger.book.store import AccountState, Store
@@ -17,6 +19,7 @@ from ledger.money import MAX_AMOUNT
 MARK_FILL = "fill"  # always: the account changed
 MARK_BAR = "bar"  # unless a mark at this broker time exists (a resumed replay does not mark a bar twice)
 MARK_QUOTE = "quote"  # at most once per the account's equity_mark_interval_s
+_STRENGTH = {MARK_QUOTE: 0, MARK_BAR: 1, MARK_FILL: 2}
 
 
 def stored_margin(store: Store, account: AccountState) -> Margin:
@@ -26,11 +29,36 @@ def stored_margin(store: Store, account: AccountState) -> Margin:
     return margin_figures(account.cash, account.reserved_cash, account.max_margin_multiplier, values)
 
 
+@dataclass(frozen=True)
+class Holdings:
+    """What an account holds as this transaction sees it: cash not reserved by open orders, equity (cash plus
+    positions at their quote mid, at cost without a quote, unrounded as ``ledger.queries.portfolio_value``) and
+    each non-zero position's signed quantity."""
+
+    available_cash: Decimal
+    equity: Decimal
+    positions: dict[str, Decimal]
+
+
+def stored_holdings(store: Store, account: AccountState) -> Holdings:
+    """The account's holdings from its positions as stored (``flush`` first when this transaction changed them)."""
+    marks = store.position_marks(account)
+    equity = account.cash + sum((position_value(qty, cost, mid) for _, qty, cost, mid in marks), Decimal(0))
+    return Holdings(account.available_cash, equity, {symbol: qty for symbol, qty, _, _ in marks})
+
+
 def mark_equity(store: Store, account: AccountState, now: datetime, *, reason: str) -> bool:
     """Write a mark at ``now`` when ``reason`` calls for one (see MARK_*); True when written.
 
-    Flushes the transaction's queued rows first, so the mark values the positions as they now stand.
+    Flushes the transaction's queued rows first, so the mark values the positions as they now stand. In a
+    transaction that defers its marks (``store.defer_marks``) only the strongest reason is kept, for
+    :func:`write_deferred_mark` at its end, and nothing is written here.
     """
+    if store.defer_marks:
+        held = store.deferred_mark
+        if held is None or _STRENGTH[reason] > _STRENGTH[held]:
+            store.deferred_mark = reason
+        return False
     if reason != MARK_FILL:
         last = store.last_equity_mark(account)
         if last is not None and (
@@ -46,3 +74,10 @@ def mark_equity(store: Store, account: AccountState, now: datetime, *, reason: s
         return False
     store.add_equity_mark(account, now, long_value, short_value, equity)
     return True
+
+
+def write_deferred_mark(store: Store, account: AccountState, now: datetime) -> bool:
+    """The one mark of a transaction that deferred its marks: the final state at ``now``, for the strongest
+    reason its use cases gave (a fill: always); True when written."""
+    reason, store.defer_marks, store.deferred_mark = store.deferred_mark, False, None
+    return False if reason is None else mark_equity(store, account, now, reason=reason)

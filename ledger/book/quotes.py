@@ -21,9 +21,7 @@ def update_quotes(store: Store, ctx: TradingContext, quotes: Sequence[QuoteInput
     open orders of all the symbols are read in one query, so a symbol without orders costs only its upsert.
     """
     account = open_account_for_write(store, ctx, now)
-    snapshots = store.upsert_quotes(
-        account, [(quote.symbol, quote.bid, quote.ask, quote.bid_size, quote.ask_size) for quote in quotes], now
-    )
+    snapshots = store.upsert_quotes(account, quotes, now)  # a QuoteInput is the tuple it takes
     resting: dict[str, list[dict[str, Any]]] = {}
     for order in store.open_orders(account, list(snapshots)):
         resting.setdefault(order["symbol"], []).append(order)

@@ -22,15 +22,14 @@ stay in Core (creating accounts and runs).
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from operator import itemgetter
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import DBAPIError
@@ -96,9 +95,9 @@ class PositionState:
         return self.qty - self.reserved_qty
 
 
-@dataclass(frozen=True)
-class QuoteSnapshot:
-    """The quote a fill was priced from (recorded on the fill for audit)."""
+class QuoteSnapshot(NamedTuple):
+    """The quote a fill was priced from (recorded on the fill for audit). A named tuple: a batch of quotes makes
+    one per symbol, and a tuple is several times cheaper to build than a frozen dataclass."""
 
     bid: Decimal
     ask: Decimal
@@ -407,6 +406,11 @@ class Store:
         self._pending_by_client_id: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
         self._unwritten_run: PendingRun | None = None
         self.run_written = False
+        # Set by a multi-call transaction (``PaperBroker.transaction``): ``ledger.book.marks.mark_equity`` then
+        # only records the strongest reason here, and one mark of the final state is written at its end.
+        self.defer_marks = False
+        self.deferred_mark: str | None = None
+        self._savepoints = 0
 
     # -- driver calls ------------------------------------------------------------------------------------------
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -633,13 +637,19 @@ class Store:
         """Replace the account's last quote of each symbol (symbol, bid, ask, bid size, ask size), in one
         ``executemany``; returns the stored quotes by symbol."""
         account_id, stamp = account.id, self._time_in(quoted_at)
-        self._execute_many(self._sql.upsert_quote, [
-            (account_id, symbol, to_scaled(bid), to_scaled(ask), to_scaled(bid_size), to_scaled(ask_size), stamp)
-            for symbol, bid, ask, bid_size, ask_size in quotes
-        ])
-        snapshots = {
-            symbol: QuoteSnapshot(bid, ask, quoted_at, bid_size, ask_size) for symbol, bid, ask, bid_size, ask_size in quotes
-        }
+        sizes: dict[Decimal, int] = {}  # most quotes of a batch share their sizes: each is scaled once
+        rows = []
+        snapshots = {}
+        for symbol, bid, ask, bid_size, ask_size in quotes:
+            scaled_bid_size = sizes.get(bid_size)
+            if scaled_bid_size is None:
+                scaled_bid_size = sizes[bid_size] = to_scaled(bid_size)
+            scaled_ask_size = sizes.get(ask_size)
+            if scaled_ask_size is None:
+                scaled_ask_size = sizes[ask_size] = to_scaled(ask_size)
+            rows.append((account_id, symbol, to_scaled(bid), to_scaled(ask), scaled_bid_size, scaled_ask_size, stamp))
+            snapshots[symbol] = QuoteSnapshot(bid, ask, quoted_at, bid_size, ask_size)
+        self._execute_many(self._sql.upsert_quote, rows)
         self._quotes.update(snapshots)
         return snapshots
 
@@ -649,7 +659,7 @@ class Store:
         cached = self._quotes.get(symbol)
         if cached is not None:  # later orders in this transaction see what is left
             taken = {"ask_taken": cached.ask_taken + qty} if side == "BUY" else {"bid_taken": cached.bid_taken + qty}
-            self._quotes[symbol] = dataclasses.replace(cached, **taken)
+            self._quotes[symbol] = cached._replace(**taken)
 
     def end_run(self, run_id: str, at: datetime) -> None:
         self._execute(self._sql.end_run, (self._time_in(at), run_id))
@@ -706,6 +716,44 @@ class Store:
         for queue in (self._new_orders, self._order_updates, self._new_events, self._new_fills, self._new_cash):
             queue.clear()
         self._dirty_positions.clear()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Undo the block's writes if it raises (an SQL ``SAVEPOINT``), the transaction going on without them.
+
+        Nothing may be queued on entry (a use case flushes before it returns). On failure the database is rolled
+        back to the savepoint and this store forgets what it read or queued in the block: the account, quotes and
+        positions are read again by the next use case, which sees them as they were before the block.
+        """
+        if self._new_orders or self._new_fills or self._new_events or self._new_cash or self._order_updates \
+                or self._dirty_positions:
+            raise RuntimeError("savepoint() with rows still queued: flush() first")
+        self._savepoints += 1
+        name = f"ledger_{self._savepoints}"
+        kept = (self._unwritten_run, self.run_written, self.deferred_mark)
+        self._execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self._execute(f"RELEASE SAVEPOINT {name}")
+            self._forget()
+            self._unwritten_run, self.run_written, self.deferred_mark = kept
+            raise
+        else:
+            self._execute(f"RELEASE SAVEPOINT {name}")
+        finally:
+            self._savepoints -= 1
+
+    def _forget(self) -> None:
+        """Drop every cached read and queued row (after a rollback to a savepoint they may be wrong)."""
+        self.account = None
+        self._account_as_read = ()
+        for cache in (self._quotes, self._positions, self._dirty_positions, self._pending_by_client_id):
+            cache.clear()
+        for queue in (self._new_orders, self._order_updates, self._new_events, self._new_fills, self._new_cash):
+            queue.clear()
+        self._last_keys = None  # SQLite: the rolled-back rows' keys are free again (PostgreSQL's stay unused)
 
     def _time_in(self, moment: datetime) -> Any:
         # A transaction stamps all its rows with one "now": convert each distinct time once.

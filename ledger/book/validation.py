@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from ledger.constants import (
     AUCTION_TIMES_IN_FORCE,
@@ -25,7 +26,7 @@ from ledger.constants import (
     TIMES_IN_FORCE,
 )
 from ledger.exceptions import InvalidQuoteError
-from ledger.money import AmountError, exact, plain, to_decimal
+from ledger.money import MAX_AMOUNT, SCALE_DIGITS, UNIT, AmountError, exact, plain, to_decimal
 
 # 1-32 characters in all (the column is String(32)), a leading ^ included: the length is checked separately.
 SYMBOL_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9._\-=/]*$")
@@ -218,8 +219,9 @@ DEFAULT_QUOTE_SIZE = 100  # the displayed size of a quote given without sizes
 _DEFAULT_SIZE = Decimal(DEFAULT_QUOTE_SIZE)  # validated once (a batch of bars' quotes passes it for every symbol)
 
 
-@dataclass(frozen=True)
-class QuoteInput:
+class QuoteInput(NamedTuple):
+    """A checked quote; a named tuple, in the order ``Store.upsert_quotes`` takes (cheap to build per symbol)."""
+
     symbol: str
     bid: Decimal
     ask: Decimal
@@ -246,7 +248,50 @@ def validate_quote(symbol: object, bid: object, ask: object, bid_size: object, a
         raise InvalidQuoteError(f"invalid quote for {clean_symbol}: bid {clean_bid} is above ask {clean_ask}")
     if min(sizes) < 0:
         raise InvalidQuoteError(f"invalid quote for {clean_symbol}: sizes must be >= 0")
+    if len(_CHECKED_SYMBOLS) < _CHECKED_SYMBOLS_MAX and type(symbol) is str:
+        _CHECKED_SYMBOLS[symbol] = clean_symbol
     return QuoteInput(clean_symbol, clean_bid, clean_ask, sizes[0], sizes[1])
+
+
+# Symbols as given -> as normalized, for symbols a quote has carried before (bounded: a feed has few).
+_CHECKED_SYMBOLS: dict[str, str] = {}
+_CHECKED_SYMBOLS_MAX = 100_000
+
+
+def _quick_quote(symbol: object, values: object) -> QuoteInput | None:
+    """The common quote, ``(bid, ask)`` of floats or Decimals under a symbol seen before, checked as
+    :func:`validate_quote` checks it but without its general machinery (a bar of quotes is hundreds of them);
+    None for anything else, which then takes ``validate_quote`` (and its error messages)."""
+    if type(values) is not tuple or len(values) != 2 or type(symbol) is not str:
+        return None
+    clean = _CHECKED_SYMBOLS.get(symbol)
+    if clean is None:
+        return None
+    bid, ask = _quick_price(values[0]), _quick_price(values[1])
+    if bid is None or ask is None or bid > ask:
+        return None
+    return QuoteInput(clean, bid, ask, _DEFAULT_SIZE, _DEFAULT_SIZE)
+
+
+def _quick_price(value: object) -> Decimal | None:
+    """A positive price below 10^9 with at most six decimals (a float's shortest repr, as ``to_decimal`` reads
+    it), at storage scale; None for anything else.
+
+    For 0 < v < 10^9, ``round(v * 10^6) / 10^6 == v`` holds exactly when ``repr(v)`` has at most six decimals:
+    v * 10^6 is within 0.2 of that integer (far below 2^53), and the division is correctly rounded.
+    """
+    kind = type(value)
+    if kind is float:
+        if not 0.0 < value < 1e9:  # type: ignore[operator]
+            return None
+        scaled = round(value * 1e6)  # type: ignore[operator]
+        return Decimal(scaled).scaleb(-SCALE_DIGITS) if scaled / 1e6 == value else None
+    if kind is Decimal:
+        if not value.is_finite() or not 0 < value < MAX_AMOUNT:  # type: ignore[union-attr,operator]
+            return None
+        price = value.quantize(UNIT)  # type: ignore[union-attr]
+        return price if price == value else None
+    return None
 
 
 def validate_quotes(quotes: object) -> list[QuoteInput]:
@@ -257,6 +302,12 @@ def validate_quotes(quotes: object) -> list[QuoteInput]:
         raise InvalidQuoteError(f"quotes must be a mapping of symbol to quote, got {type(quotes).__name__}")
     checked: dict[str, QuoteInput] = {}
     for symbol, values in quotes.items():
+        quick = _quick_quote(symbol, values)
+        if quick is not None:
+            if quick.symbol in checked:
+                raise InvalidQuoteError(f"invalid quotes: {quick.symbol} is given twice")
+            checked[quick.symbol] = quick
+            continue
         if isinstance(values, Mapping) and {"bid", "ask"} <= values.keys() <= _QUOTE_KEYS:
             fields = [values["bid"], values["ask"], values.get("bid_size", DEFAULT_QUOTE_SIZE),
                       values.get("ask_size", DEFAULT_QUOTE_SIZE)]

@@ -26,7 +26,7 @@ from ledger.book.accounts import (
     reset_account,
     resume_run,
 )
-from ledger.book.marks import MARK_BAR, mark_equity
+from ledger.book.marks import MARK_BAR, Holdings, mark_equity, stored_holdings, write_deferred_mark
 from ledger.book.orders import (
     ReplaceRequest,
     cancel_all_orders,
@@ -46,7 +46,7 @@ from ledger.book.orders import (
 from ledger.book.quotes import update_quotes
 from ledger.book.records import fill_record, order_record
 from ledger.book.settings import configure_account, settings_record, validate_settings
-from ledger.book.store import PendingRun, Store, find_account
+from ledger.book.store import AccountState, PendingRun, Store, find_account
 from ledger.book.validation import (
     DEFAULT_QUOTE_SIZE,
     InvalidOrder,
@@ -179,6 +179,24 @@ class PaperBroker:
     def _reading(self) -> Iterator[Connection]:
         with self._lock, read_transaction(self._connection()) as conn:
             yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[BrokerTransaction]:
+        """Several calls in ONE write transaction: all commit together when the block ends, none if it raises.
+
+        A replay's bar is one: its quotes (and the fills they make), the strategy's orders decided on the
+        holdings those quotes left, and the bar's equity mark. The account stays locked until the block ends, so
+        keep it short; calls on the broker itself inside the block are refused (they would need a second
+        transaction). The transaction writes one equity mark at most, of its final state (see ledger.book.marks).
+        """
+        with self._writing() as store:
+            store.defer_marks = True
+            tx = BrokerTransaction(store, self._ctx, self.now)
+            try:
+                yield tx
+                tx.finish()
+            finally:
+                tx.closed = True
 
     # -- orders ------------------------------------------------------------------------------------------
     def submit_order(
@@ -509,6 +527,76 @@ class PaperBroker:
 
     def __repr__(self) -> str:
         return f"PaperBroker(account={self.account!r}, run_id={self.run_id!r}, db_url={self.db_url!r})"
+
+
+class BrokerTransaction:
+    """Broker calls inside one write transaction (``PaperBroker.transaction``), under the same rules as the
+    broker's own calls; each call is stamped with the broker clock's time when it is made."""
+
+    def __init__(self, store: Store, ctx: TradingContext, clock: Clock):
+        self._ledger = store
+        self._ctx = ctx
+        self._clock = clock
+        self.closed = False
+
+    def _store(self) -> Store:
+        if self.closed:
+            raise BrokerError("this transaction has ended")
+        return self._ledger
+
+    def _account(self, store: Store) -> AccountState:
+        """The locked account as this transaction now holds it (read again after a rolled-back savepoint)."""
+        return store.account or store.lock_account(self._ctx.account_id)
+
+    def set_quotes(self, quotes: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """As ``PaperBroker.set_quotes``: store the quotes, fill the resting orders they cross; returns the fills."""
+        checked = validate_quotes(quotes)
+        store = self._store()
+        return [fill_record(fill) for fill in update_quotes(store, self._ctx, checked, self._clock())] if checked else []
+
+    def holdings(self) -> Holdings:
+        """Available cash, equity and positions as this transaction leaves them (Decimal)."""
+        store = self._store()
+        return stored_holdings(store, self._account(store))
+
+    def open_orders(self, symbols: list[str] | None = None) -> list[dict[str, Any]]:
+        """The current epoch's open orders, oldest first; only those of ``symbols`` when given."""
+        store = self._store()
+        return [order_record(order) for order in store.open_orders(self._account(store), symbols)]
+
+    def cancel_order(self, order_id: str) -> dict[str, Any]:
+        """As ``PaperBroker.cancel_order``."""
+        return cancel_order(self._store(), self._ctx, order_id, self._clock())
+
+    def submit_orders(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """As ``PaperBroker.submit_orders``: all or nothing. A rejected batch raises and leaves nothing of itself,
+        and the transaction goes on (what it did before the batch stays)."""
+        requests = [_batch_request(index, order) for index, order in enumerate(orders)]
+        if not requests:
+            return []
+        store = self._store()
+        with store.savepoint():
+            outcomes = submit_orders(store, self._ctx, requests, self._clock())
+        return [_submit_result(outcome) for outcome in outcomes]
+
+    @contextmanager
+    def all_or_nothing(self) -> Iterator[None]:
+        """A block of calls kept whole: if it raises, none of its writes stay and the transaction goes on."""
+        with self._store().savepoint():
+            yield
+
+    def mark_equity(self) -> None:
+        """Mark equity at the transaction's end unless a mark exists at that broker time (as
+        ``PaperBroker.mark_equity``)."""
+        store = self._store()
+        mark_equity(store, self._account(store), self._clock(), reason=MARK_BAR)
+
+    def finish(self) -> None:
+        """Write the transaction's one equity mark (``PaperBroker.transaction`` calls this before committing)."""
+        store = self._store()
+        now = self._clock()
+        write_deferred_mark(store, self._account(store), now)
+        store.flush(now)
 
 
 _BATCH_OPTIONAL = ("order_type", "limit_price", "client_order_id", "time_in_force", "stop_price", "trail_price",
