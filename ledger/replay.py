@@ -71,7 +71,9 @@ from ledger.db.migrate import ensure_schema
 from ledger.exceptions import LedgerError, OrderRejectedError
 from ledger.jobs import JobLock, acquire_job_lock
 from ledger.money import MAX_AMOUNT, SCALE_DIGITS, round_amount, to_decimal
-from ledger.queries import account_row, capital, fills_stmt, portfolio_value, position_rows, quotes_stmt, total_return
+from ledger.queries import (
+    account_row, capital, fills_stmt, portfolio_value, position_rows, quotes_stmt, symbol_totals_stmt, total_return,
+)
 from ledger.reports import account_max_drawdown
 from ledger.strategies import OrderIntent, Portfolio, get_strategy
 
@@ -340,7 +342,6 @@ class ReplaySummary:
     fees: Decimal
     traded_notional: Decimal
     turnover: Decimal
-    equity_by_bar: list[tuple[datetime, Decimal]]
 
 
 @dataclass(frozen=True)
@@ -563,12 +564,9 @@ def _submit(bar: BrokerTransaction, key: str, stamp: datetime, intents: list[Ord
 
 
 def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
-    """Equity per bar (cash and holdings from the ledger's fills, marked at each bar's quote mid) and figures.
-
-    The fills are read alongside the bars, not held (a long replay makes tens of thousands).
-
-    The max drawdown is the account's, as ``paper-ledger report`` shows it (ledger.reports.account_max_drawdown).
-    """
+    """The replay's figures, read from the ledger: equity, return, the account's max drawdown (as
+    ``paper-ledger report`` shows it: ledger.reports.account_max_drawdown), and the trades, fees and traded
+    notional of the account's epoch from its positions' fill totals (one row per symbol, not the fills)."""
     engine = get_engine(job.db_url)
     with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
         state = find_account(conn, job.account)
@@ -577,28 +575,8 @@ def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
         invested = capital(conn, state.id)
         equity = portfolio_value(conn, state.id)
         drawdown = account_max_drawdown(conn, job.account)
-        # Only the columns the curve needs, read as the bars go.
-        columns = ("filled_at", "symbol", "side", "qty_e6", "notional_e6", "fee_e6")
-        rows = conn.execute(fills_stmt(state.id).with_only_columns(*(fills.c[name] for name in columns)))
-        fill = next(rows, None)
-        cash = initial_cash
-        held: dict[str, Decimal] = {}
-        marks: dict[str, Decimal] = {}
-        curve: list[tuple[datetime, Decimal]] = []
-        trades, fees, notional = 0, Decimal(0), Decimal(0)
-        for stamp, bars in job.data.steps():
-            while fill is not None and fill.filled_at <= stamp:
-                buy = fill.side == SIDE_BUY
-                cash += -(fill.notional_e6 + fill.fee_e6) if buy else fill.notional_e6 - fill.fee_e6
-                held[fill.symbol] = held.get(fill.symbol, Decimal(0)) + (fill.qty_e6 if buy else -fill.qty_e6)
-                trades, fees, notional = trades + 1, fees + fill.fee_e6, notional + fill.notional_e6
-                fill = next(rows, None)
-            for symbol, bar in bars.items():
-                bid, ask = bar_quote(symbol, bar, stamp)
-                marks[symbol] = (bid + ask) / 2
-            curve.append((stamp, cash + sum((qty * marks[symbol] for symbol, qty in held.items()), Decimal(0))))
-        for fill in [fill, *rows] if fill is not None else ():  # after the last bar (none in a replay's own run)
-            trades, fees, notional = trades + 1, fees + fill.fee_e6, notional + fill.notional_e6
+        totals = conn.execute(symbol_totals_stmt(state.id)).all()
+    notional = sum((row.notional_e6 for row in totals), Decimal(0))
     return ReplaySummary(
         account=job.account,
         strategy=job.strategy,
@@ -611,10 +589,37 @@ def summarize(job: ReplayJob, run_id: str | None) -> ReplaySummary:
         equity=equity,
         total_return=total_return(equity, invested) or Decimal(0),
         max_drawdown=drawdown,
-        trades=trades,
-        fees=fees,
+        trades=sum(row.fill_count for row in totals),
+        fees=sum((row.fee_e6 for row in totals), Decimal(0)),
         traded_notional=notional,
         turnover=notional / initial_cash if initial_cash else Decimal(0),
-        equity_by_bar=curve,
     )
 
+
+def equity_curve(job: ReplayJob) -> list[tuple[datetime, Decimal]]:
+    """The account's equity at each bar of the job: cash and holdings from the ledger's fills, marked at each
+    bar's quote mid. The fills are read alongside the bars (a long replay makes tens of thousands), not held."""
+    engine = get_engine(job.db_url)
+    with translate_db_errors(engine), engine.connect() as conn, read_transaction(conn):
+        state = find_account(conn, job.account)
+        if state is None:
+            raise LedgerError(f"account {job.account!r} does not exist")
+        # Only the columns the curve needs, read as the bars go.
+        columns = ("filled_at", "symbol", "side", "qty_e6", "notional_e6", "fee_e6")
+        rows = conn.execute(fills_stmt(state.id).with_only_columns(*(fills.c[name] for name in columns)))
+        fill = next(rows, None)
+        cash = state.initial_cash
+        held: dict[str, Decimal] = {}
+        marks: dict[str, Decimal] = {}
+        curve: list[tuple[datetime, Decimal]] = []
+        for stamp, bars in job.data.steps():
+            while fill is not None and fill.filled_at <= stamp:
+                buy = fill.side == SIDE_BUY
+                cash += -(fill.notional_e6 + fill.fee_e6) if buy else fill.notional_e6 - fill.fee_e6
+                held[fill.symbol] = held.get(fill.symbol, Decimal(0)) + (fill.qty_e6 if buy else -fill.qty_e6)
+                fill = next(rows, None)
+            for symbol, bar in bars.items():
+                bid, ask = bar_quote(symbol, bar, stamp)
+                marks[symbol] = (bid + ask) / 2
+            curve.append((stamp, cash + sum((qty * marks[symbol] for symbol, qty in held.items()), Decimal(0))))
+    return curve

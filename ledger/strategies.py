@@ -71,7 +71,8 @@ class Portfolio:
 
 
 class Strategy(ABC):
-    """Base class: keeps each symbol's closes and the bar times seen; subclasses implement :meth:`decide`."""
+    """Base class: keeps each symbol's closes (the latest ``lookback`` at least, when set) and the bar times seen;
+    subclasses implement :meth:`decide`."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -79,12 +80,19 @@ class Strategy(ABC):
     def __init__(self) -> None:
         self.closes: dict[str, list[float]] = defaultdict(list)
         self.timestamps: list[datetime] = []
+        # How many of a symbol's latest closes decide() reads (None: all); older ones are dropped now and then,
+        # so a long replay's memory stays flat.
+        self.lookback: int | None = None
 
     def observe(self, timestamp: datetime, bars: Mapping[str, Mapping[str, float]]) -> None:
         """Record one bar (every bar of a replay is observed, traded or not)."""
         self.timestamps.append(timestamp)
+        lookback = self.lookback
         for symbol, bar in bars.items():
-            self.closes[symbol].append(float(bar["close"]))
+            closes = self.closes[symbol]
+            closes.append(float(bar["close"]))
+            if lookback is not None and len(closes) >= 2 * lookback:
+                del closes[:-lookback]
 
     @abstractmethod
     def decide(self, timestamp: datetime, portfolio: Portfolio) -> list[OrderIntent]:
@@ -121,6 +129,7 @@ class MovingAverageCrossover(Strategy):
             raise ValueError(f"moving averages need 0 < fast < slow, got fast={fast}, slow={slow}")
         self.fast = fast
         self.slow = slow
+        self.lookback = slow
 
     def _trend_up(self, symbol: str) -> bool | None:
         closes = self.closes[symbol]

@@ -26,7 +26,9 @@ from ledger.cli import cli
 from ledger.data import sample_bars_path
 from ledger.db.engine import get_engine, read_transaction, write_transaction
 from ledger.queries import fills_stmt, orders_stmt, portfolio_value, position_rows
-from ledger.replay import BarData, client_order_id, fetch_bar_data, load_bar_file, run_replay, start_replay
+from ledger.replay import (
+    BarData, client_order_id, equity_curve, fetch_bar_data, load_bar_file, run_replay, start_replay,
+)
 from ledger.strategies import STRATEGIES, OrderIntent, Strategy
 from tests.conftest import ledger_problems, table_snapshot
 from tests.workers.every_bar_strategy import EveryBarStrategy
@@ -279,18 +281,22 @@ def test_a_finished_job_run_again_places_nothing_and_reports_the_same_summary(db
 
 
 def test_summary_figures_follow_from_the_ledger(db_url, bars):
-    summary = replay_in_process(db_url, bars, "equal-weight")
+    with start_replay(bars, account=ACCOUNT, strategy="equal-weight", db_url=db_url, initial_cash=CASH) as job:
+        summary = run_replay(job)
+        curve = equity_curve(job)
     state = ledger_state(db_url)
+    assert summary.trades == len(state["fills"]) > 0
     assert summary.fees == sum(fill[5] for fill in state["fills"])
     assert summary.traded_notional == sum(
         (fill[3] * fill[4]).quantize(Decimal("0.000001")) for fill in state["fills"]
     )
     assert summary.turnover == summary.traded_notional / CASH
     assert summary.total_return == summary.equity / CASH - 1
-    assert len(summary.equity_by_bar) == BARS
-    assert summary.equity_by_bar[-1][1] == summary.equity  # the curve's last mark is the broker's equity
-    peak = max(value for _, value in summary.equity_by_bar)
-    assert 0 < summary.max_drawdown < 1 and peak >= summary.equity_by_bar[0][1]
+    assert [stamp for stamp, _ in curve] == bars.timestamps
+    assert curve[-1][1] == summary.equity  # the curve's last mark is the broker's equity
+    assert curve[0][1] < CASH  # the first bar bought: fees and the spread are paid
+    peak = max(value for _, value in curve)
+    assert 0 < summary.max_drawdown < 1 and peak >= curve[0][1]
 
 
 def test_after_an_account_reset_older_bars_are_refused_because_broker_time_never_goes_backwards(db_url, bars):

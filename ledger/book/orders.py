@@ -175,6 +175,7 @@ def submit_orders(store: Store, ctx: TradingContext, requests: list[OrderRequest
     """
     account = open_account_for_write(store, ctx, now)
     store.reserve_keys(len(requests))
+    store.look_up_client_order_ids(account.id, [r.client_order_id for r in requests if r.client_order_id is not None])
     outcomes = []
     for index, request in enumerate(requests):
         try:
