@@ -401,6 +401,7 @@ class Store:
         self._fill_keys: deque[int] = deque()
         self._last_keys: list[int] | None = None  # SQLite: the last order and fill keys in use
         self._new_orders: list[dict[str, Any]] = []
+        self._queued_orders: dict[int, dict[str, Any]] = {}  # by key: the rows _new_orders will insert
         self._new_fills: list[dict[str, Any]] = []
         self._new_events: list[tuple[Any, ...]] = []
         self._new_cash: list[tuple[Any, ...]] = []
@@ -456,8 +457,14 @@ class Store:
         """Read the account row and lock it (``FOR UPDATE`` on PostgreSQL; SQLite already holds the write lock).
 
         A write passes its broker time ``now``: earlier than the account's clock is ClockWentBackwardsError,
-        else the clock advances to ``now`` (saved with the account by ``flush``).
+        else the clock advances to ``now`` (saved with the account by ``flush``). The row is read once per
+        transaction: locked, it changes only through this store, so later calls return the same (edited) state.
         """
+        held = self.account
+        if held is not None and held.id == account_id:
+            if now is not None:
+                advance_clock(held, now)
+            return held
         row = self._execute(self._sql.lock_account, (account_id,)).fetchone()
         if row is None:
             raise LookupError(f"account {account_id} does not exist")
@@ -624,6 +631,7 @@ class Store:
         """Queue a new order row (``values`` without ``id``, which is set); returns its key."""
         values["id"] = key = self._next_key(0)
         self._new_orders.append(values)
+        self._queued_orders[key] = values
         return key
 
     def add_event(self, order_key: int, at: datetime, from_status: str | None, to_status: str, reason: str | None) -> None:
@@ -648,6 +656,8 @@ class Store:
     def update_order(self, order: dict[str, Any], at: datetime) -> None:
         """Queue writing the order's changeable columns (``_ORDER_UPDATE_COLUMNS``) as they stand in ``order``."""
         order["updated_at"] = at
+        if self._queued_orders.get(order["id"]) is order:
+            return  # still queued for its INSERT, which writes ``order`` as it then stands: one row write, not two
         self._order_updates.append((*(order[column] for column in _ORDER_UPDATE_COLUMNS), order["id"]))
 
     # -- immediate writes --------------------------------------------------------------------------------------
@@ -736,6 +746,7 @@ class Store:
         for queue in (self._new_orders, self._order_updates, self._new_events, self._new_fills, self._new_cash):
             queue.clear()
         self._dirty_positions.clear()
+        self._queued_orders.clear()
         # Read-ahead answers serve the use case that asked (a batch); a later one in the transaction asks again.
         self._stored_by_client_id.clear()
         self._free_client_ids.clear()
@@ -773,7 +784,7 @@ class Store:
         self.account = None
         self._account_as_read = ()
         for cache in (self._quotes, self._positions, self._dirty_positions, self._pending_by_client_id,
-                      self._stored_by_client_id, self._free_client_ids):
+                      self._stored_by_client_id, self._free_client_ids, self._queued_orders):
             cache.clear()
         for queue in (self._new_orders, self._order_updates, self._new_events, self._new_fills, self._new_cash):
             queue.clear()

@@ -531,7 +531,11 @@ class PaperBroker:
 
 class BrokerTransaction:
     """Broker calls inside one write transaction (``PaperBroker.transaction``), under the same rules as the
-    broker's own calls; each call is stamped with the broker clock's time when it is made."""
+    broker's own calls; each call is stamped with the broker clock's time when it is made.
+
+    Each call is whole or nothing, as on the broker (an SQL savepoint around it): one that raises leaves nothing
+    of itself and the transaction goes on. ``all_or_nothing`` makes one of several calls.
+    """
 
     def __init__(self, store: Store, ctx: TradingContext, clock: Clock):
         self._ledger = store
@@ -539,62 +543,67 @@ class BrokerTransaction:
         self._clock = clock
         self.closed = False
 
-    def _store(self) -> Store:
+    @contextmanager
+    def _call(self) -> Iterator[Store]:
         if self.closed:
             raise BrokerError("this transaction has ended")
-        return self._ledger
+        with self._ledger.savepoint():
+            yield self._ledger
 
     def _account(self, store: Store) -> AccountState:
-        """The locked account as this transaction now holds it (read again after a rolled-back savepoint)."""
-        return store.account or store.lock_account(self._ctx.account_id)
+        """The locked account as this transaction now holds it."""
+        return store.lock_account(self._ctx.account_id)
 
     def set_quotes(self, quotes: Mapping[str, Any]) -> list[dict[str, Any]]:
         """As ``PaperBroker.set_quotes``: store the quotes, fill the resting orders they cross; returns the fills."""
         checked = validate_quotes(quotes)
-        store = self._store()
-        return [fill_record(fill) for fill in update_quotes(store, self._ctx, checked, self._clock())] if checked else []
+        if not checked:
+            return []
+        with self._call() as store:
+            fills = update_quotes(store, self._ctx, checked, self._clock())
+        return [fill_record(fill) for fill in fills]
 
     def holdings(self) -> Holdings:
         """Available cash, equity and positions as this transaction leaves them (Decimal)."""
-        store = self._store()
-        return stored_holdings(store, self._account(store))
+        with self._call() as store:
+            return stored_holdings(store, self._account(store))
 
     def open_orders(self, symbols: list[str] | None = None) -> list[dict[str, Any]]:
         """The current epoch's open orders, oldest first; only those of ``symbols`` when given."""
-        store = self._store()
-        return [order_record(order) for order in store.open_orders(self._account(store), symbols)]
+        with self._call() as store:
+            return [order_record(order) for order in store.open_orders(self._account(store), symbols)]
 
     def cancel_order(self, order_id: str) -> dict[str, Any]:
         """As ``PaperBroker.cancel_order``."""
-        return cancel_order(self._store(), self._ctx, order_id, self._clock())
+        with self._call() as store:
+            return cancel_order(store, self._ctx, order_id, self._clock())
 
     def submit_orders(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """As ``PaperBroker.submit_orders``: all or nothing. A rejected batch raises and leaves nothing of itself,
-        and the transaction goes on (what it did before the batch stays)."""
+        """As ``PaperBroker.submit_orders``: all or nothing; a rejected batch raises and leaves nothing of itself."""
         requests = [_batch_request(index, order) for index, order in enumerate(orders)]
         if not requests:
             return []
-        store = self._store()
-        with store.savepoint():
+        with self._call() as store:
             outcomes = submit_orders(store, self._ctx, requests, self._clock())
         return [_submit_result(outcome) for outcome in outcomes]
 
     @contextmanager
     def all_or_nothing(self) -> Iterator[None]:
         """A block of calls kept whole: if it raises, none of its writes stay and the transaction goes on."""
-        with self._store().savepoint():
+        with self._call():
             yield
 
     def mark_equity(self) -> None:
         """Mark equity at the transaction's end unless a mark exists at that broker time (as
         ``PaperBroker.mark_equity``)."""
-        store = self._store()
-        mark_equity(store, self._account(store), self._clock(), reason=MARK_BAR)
+        with self._call() as store:
+            mark_equity(store, self._account(store), self._clock(), reason=MARK_BAR)
 
     def finish(self) -> None:
         """Write the transaction's one equity mark (``PaperBroker.transaction`` calls this before committing)."""
-        store = self._store()
-        now = self._clock()
+        if self.closed:
+            raise BrokerError("this transaction has ended")
+        store, now = self._ledger, self._clock()
         write_deferred_mark(store, self._account(store), now)
         store.flush(now)
 
