@@ -1,20 +1,22 @@
 """The replay job: feed stored bars, in market time, to an example strategy trading a PaperBroker; resumable.
 
-Each bar is handled in two steps, two transactions: the bar's quotes, all in ONE ``set_quotes`` call (a
+Each bar is ONE transaction (``PaperBroker.transaction``): the bar's quotes, all in one ``set_quotes`` call (a
 synthetic spread around each close, stamped with the bar's time through the broker's clock; the resting orders
-they cross fill there), then the strategy's orders for that bar, all in ONE ``submit_orders`` transaction. The
-strategy decides between the two, on the portfolio as the quotes left it (a stop-loss the bar filled is sold). Every order carries a deterministic ``client_order_id``
-``rp-<job>:<bar time>:<symbol>:<side>``, where ``<job>`` hashes the account, its epoch, the strategy and the
-bars themselves.
+they cross fill there); the strategy's decision, on the holdings as the quotes left them (a stop-loss the bar
+filled is sold), placed in one ``submit_orders`` batch; and the bar's equity mark. Every order carries a
+deterministic ``client_order_id`` ``rp-<job>:<bar time>:<symbol>:<side>``, where ``<job>`` hashes the account,
+its epoch, the strategy and the bars themselves.
 
 Resume semantics (no side file, no extra table: the ledger is the progress record). Killed at any point and
-started again with the same arguments, the job finds its latest order in the account's current epoch; the bar
-of that order is the last bar whose decisions are known to be committed (a bar's orders commit together or
-not at all). It replays the earlier bars into the strategy without trading (strategies decide from the bars
+started again with the same arguments, the job finds the account's clock (the time of the last bar committed,
+all of it: quotes, orders and mark) and its latest order in the account's current epoch. (Ledgers written
+before bars were one transaction may hold a bar whose quotes committed without its orders; the rules below
+cover that too.) It replays the earlier bars into the strategy without trading (strategies decide from the bars
 seen and the portfolio only), restores every symbol's quote as of that bar, and continues from it:
 
 - the bar itself: its quotes are set again (same prices, same time: no new fill, since a quote that crossed a
-  resting order already filled it) and its orders are not decided again;
+  resting order already filled it); when it placed orders they are not decided again (a bar that placed none
+  decides again, on the same holdings, and again places none);
 - later bars, which a killed run may have partly done: their quotes are set again and the strategy decides
   again on the same portfolio (no order of the job was placed after that bar), so it decides the same
   orders; any that did commit are returned by ``client_order_id`` instead of being placed twice.
