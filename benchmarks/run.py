@@ -1,8 +1,9 @@
 """The benchmark harness: ``python -m benchmarks.run [--quick]`` prints the issue's table of measured ratios.
 
 Every order figure is measured in the same run as its references (``benchmarks.references``: the seed's
-in-memory design and the raw-driver floor), interleaved within each repetition, and reported as the median of
-the repetitions. Absolute times on a shared machine mean little; the ratios are the result. ``--quick`` runs
+in-memory design and the raw-driver floors, on the ledger's schema and on a minimal one), interleaved within
+each repetition, and reported as the median of the repetitions; the market order also reports each durable side's
+WAL bytes per order (``wal_growth``). Absolute times on a shared machine mean little; the ratios are the result. ``--quick`` runs
 tiny sizes in seconds (CI smoke run; its numbers mean nothing). Large-ledger figures use a cached million-fill
 ledger (``benchmarks.bigledger``); opening and exporting run in child processes so that a fresh interpreter's
 open time and peak RSS are what is measured.
@@ -15,6 +16,7 @@ import json
 import os
 import resource
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -27,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.references import FloorLedger, SeedBroker, open_sqlite_floor
+from benchmarks.references import FloorLedger, MinimalFloor, SeedBroker, open_sqlite_floor
 from ledger.exceptions import OrderRejectedError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -155,6 +157,15 @@ def open_floor(connect: Callable[[], Any], db_url: str) -> FloorLedger:
     return floor
 
 
+def open_minimal(path: Path) -> MinimalFloor:
+    """The minimal floor on a fresh database of its own, with the same cash, costs and quotes."""
+    minimal = MinimalFloor(open_sqlite_floor(path), cash_e6=INITIAL_CASH * 1_000_000,
+                           slippage_bps=SLIPPAGE_BPS, fee_bps=FEE_BPS)
+    for symbol, (bid, ask) in QUOTES.items():
+        minimal.set_quote(symbol, bid, ask)
+    return minimal
+
+
 def open_seed(log_dir: Path) -> SeedBroker:
     seed = SeedBroker(log_dir, initial_cash=INITIAL_CASH, slippage_bps=SLIPPAGE_BPS, fee_bps=FEE_BPS)
     for symbol, (bid, ask) in QUOTES.items():
@@ -162,23 +173,70 @@ def open_seed(log_dir: Path) -> SeedBroker:
     return seed
 
 
-def market_rep(mix: list[tuple[str, str, int]], ours_url: str, floor: FloorLedger,
-               seed: SeedBroker | None = None) -> dict[str, float]:
-    """One repetition: ours on ``ours_url`` against the floor (and the seed), interleaved; seconds per order."""
+WAL_ORDERS = 200  # orders of each side's WAL measurement, after its timed orders
+WAL_HEADER, WAL_FRAME_HEADER = 32, 24
+
+
+@dataclass(frozen=True)
+class WalGrowth:
+    bytes_per_order: float
+    pages_per_order: float
+
+    def __str__(self) -> str:
+        return f"WAL {self.bytes_per_order / 1024:.1f} KiB ({self.pages_per_order:.1f} pages)/order"
+
+
+def wal_growth(connection: sqlite3.Connection, call: Callable[..., Any], mix: list[tuple[str, str, int]]) -> WalGrowth:
+    """WAL bytes appended per order by ``call(symbol, side, qty)`` over ``mix``, ``connection`` being the one that
+    writes: a TRUNCATE checkpoint empties the WAL, automatic checkpoints are off on that connection while the
+    orders run (no other connection writes or checkpoints), so the file's size, less its 32-byte header, is
+    every frame the commits wrote (page size + 24 bytes each)."""
+    database = Path(connection.execute("PRAGMA database_list").fetchone()[2])
+    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    wal = Path(f"{database}-wal")
+    assert busy == 0 and wal.stat().st_size == 0, f"could not empty {wal}"
+    automatic = connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    connection.execute("PRAGMA wal_autocheckpoint = 0")
+    try:
+        for symbol, side, qty in mix:
+            call(symbol, side, qty)
+        grown = wal.stat().st_size - WAL_HEADER
+    finally:
+        connection.execute(f"PRAGMA wal_autocheckpoint = {automatic}")
+    return WalGrowth(grown / len(mix), grown / (page_size + WAL_FRAME_HEADER) / len(mix))
+
+
+def market_rep(mix: list[tuple[str, str, int]], ours_url: str, floor: FloorLedger, *,
+               minimal: MinimalFloor | None = None, seed: SeedBroker | None = None,
+               wal_mix: list[tuple[str, str, int]] | None = None) -> tuple[dict[str, float], dict[str, WalGrowth]]:
+    """One repetition: ours on ``ours_url`` against the floor (and the minimal floor and the seed), interleaved;
+    seconds per order. With ``wal_mix`` (SQLite), then each durable side's WAL growth over those orders."""
     from ledger.db.engine import dispose_engines
 
     broker = open_broker(ours_url)
     calls = {"ours": broker.submit_order, "floor": floor.submit_order}
+    if minimal is not None:
+        calls["minimal"] = minimal.submit_order
     if seed is not None:
         calls["seed"] = seed.submit_order
+    wal: dict[str, WalGrowth] = {}
     try:
         times = interleaved(mix, calls)
+        if wal_mix:
+            # The broker's own connection is the one its writes go through (it holds it for its lifetime).
+            wal["ours"] = wal_growth(broker._connection().connection.driver_connection, broker.submit_order, wal_mix)
+            wal["floor"] = wal_growth(floor.db, floor.submit_order, wal_mix)
+            if minimal is not None:
+                wal["minimal"] = wal_growth(minimal.db, minimal.submit_order, wal_mix)
         assert broker.verify() == [], "the benchmark left an inconsistent ledger"
     finally:
         broker.close()
         floor.db.close()
+        if minimal is not None:
+            minimal.db.close()
         dispose_engines()
-    return times
+    return times, wal
 
 
 def median_ratio(numerators: list[float], denominators: list[float]) -> float:
@@ -186,21 +244,41 @@ def median_ratio(numerators: list[float], denominators: list[float]) -> float:
     return statistics.median(n / d for n, d in zip(numerators, denominators))
 
 
+def median_wal(samples: list[WalGrowth]) -> WalGrowth:
+    return WalGrowth(statistics.median(s.bytes_per_order for s in samples),
+                     statistics.median(s.pages_per_order for s in samples))
+
+
 def bench_market(sizes: Sizes, report: Report) -> float:
     mix = order_mix(sizes.orders)
-    ours, floor, seed = [], [], []
+    sides = ("ours", "floor", "minimal", "seed")
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    wal: dict[str, list[WalGrowth]] = {side: [] for side in sides[:3]}
     for rep in range(sizes.reps):
         with scratch_dir() as tmp:
             floor_ledger = open_floor(lambda: open_sqlite_floor(tmp / "floor.db"), f"sqlite:///{tmp / 'floor.db'}")
-            times = market_rep(mix, f"sqlite:///{tmp / 'ours.db'}", floor_ledger, open_seed(tmp / "seed-logs"))
-        ours.append(times["ours"])
-        floor.append(times["floor"])
-        seed.append(times["seed"])
-        print(f"  rep {rep + 1}: ours {us(ours[-1])}, floor {us(floor[-1])}, seed {us(seed[-1])}", flush=True)
-    ours_m, floor_m, seed_m = (statistics.median(values) for values in (ours, floor, seed))
-    vs_floor, vs_seed = median_ratio(ours, floor), median_ratio(ours, seed)
+            rep_times, rep_wal = market_rep(
+                mix, f"sqlite:///{tmp / 'ours.db'}", floor_ledger, minimal=open_minimal(tmp / "minimal.db"),
+                seed=open_seed(tmp / "seed-logs"), wal_mix=mix[:WAL_ORDERS],
+            )
+        for side, samples in times.items():
+            samples.append(rep_times[side])
+        for side, growths in wal.items():
+            growths.append(rep_wal[side])
+        print(f"  rep {rep + 1}: " + ", ".join(f"{side} {us(times[side][-1])}" for side in sides) + "; "
+              + ", ".join(f"{side} {rep_wal[side]}" for side in wal), flush=True)
+    ours_m, floor_m, minimal_m, seed_m = (statistics.median(times[side]) for side in sides)
+    ours_wal, floor_wal, minimal_wal = (median_wal(wal[side]) for side in ("ours", "floor", "minimal"))
+    vs_floor, vs_minimal = median_ratio(times["ours"], times["floor"]), median_ratio(times["ours"], times["minimal"])
+    vs_seed = median_ratio(times["ours"], times["seed"])
     label = f"market order, 1 tx each, SQLite ({sizes.orders:,} orders x {sizes.reps})"
-    report.add(label + " vs floor", us(ours_m), f"floor {us(floor_m)}", f"{vs_floor:.2f}x", "<= 2.5x", vs_floor <= 2.5)
+    ours_text = f"{us(ours_m)}; {ours_wal}"
+    report.add(label + " vs floor (same schema)", ours_text, f"floor {us(floor_m)}; {floor_wal}",
+               f"{vs_floor:.2f}x (WAL {ours_wal.bytes_per_order / floor_wal.bytes_per_order:.2f}x)", "<= 1.3x",
+               vs_floor <= 1.3)
+    report.add(label + " vs minimal floor", ours_text, f"minimal floor {us(minimal_m)}; {minimal_wal}",
+               f"{vs_minimal:.2f}x (WAL {ours_wal.bytes_per_order / minimal_wal.bytes_per_order:.2f}x)", "<= 4x",
+               vs_minimal <= 4)
     report.add(label + " vs seed", us(ours_m), f"seed {us(seed_m)}", f"{vs_seed:.2f}x", "<= 4x", vs_seed <= 4)
     return ours_m
 
@@ -504,7 +582,7 @@ def bench_pg(sizes: Sizes, report: Report, sqlite_ours: float | None) -> None:
         for rep in range(sizes.reps):
             ours_db, floor_db = server.create_database(), server.create_database()
             floor_ledger = open_floor(lambda: psycopg.connect(server.dsn(floor_db)), server.url(floor_db))
-            times = market_rep(mix, server.url(ours_db), floor_ledger)
+            times, _ = market_rep(mix, server.url(ours_db), floor_ledger)
             server.drop_database(ours_db)
             server.drop_database(floor_db)
             ours.append(times["ours"])
@@ -551,7 +629,9 @@ def main(argv: list[str] | None = None) -> int:
     report = Report()
     sqlite_ours = None
     if "market" in selected:
-        print("market orders, one transaction each (ours / floor / seed, interleaved)", flush=True)
+        print("market orders, one transaction each (ours / floor / minimal floor / seed, interleaved; then each"
+              f" durable side's WAL growth over {min(sizes.orders, WAL_ORDERS)} more orders, checkpoints off)",
+              flush=True)
         sqlite_ours = bench_market(sizes, report)
     if "batch" in selected:
         print(f"submit_orders() batches of {sizes.batch} vs single submits", flush=True)
