@@ -159,4 +159,7 @@ def test_benchmark_smoke():
     for start in expected:
         assert any(line.startswith(start) for line in table), f"no row {start!r} in:\n" + "\n".join(table)
     assert sum(line.startswith("| audit on") for line in table) == 3
+    market = [line for line in table if line.startswith("| market order, 1 tx each, SQLite")]
+    assert [row.split(" | ")[0].rsplit(" vs ", 1)[1] for row in market] == ["floor (same schema)", "minimal floor", "seed"]
+    assert all("/order" in row.split(" | ")[1] and "WAL" in row for row in market[:2]), "WAL bytes per order beside the time"
     assert "QUERY PLAN" in completed.stdout
