@@ -124,6 +124,11 @@ def total_return(equity: Decimal, capital: Decimal) -> Decimal | None:
     return equity / capital - 1 if capital > 0 else None
 
 
+# What the readers of fills show (records, frames, CLI, dashboard pages): not ``account_id`` (the filter)
+# nor the order's internal key. Each column costs the sqlite3 driver ~4 ms per 27,000 rows (issue 12).
+_SHOWN_FILL_COLUMNS = tuple(column for column in fills.c if column.name not in ("account_id", "order_id"))
+
+
 def fills_stmt(
     account_id: int,
     *,
@@ -133,11 +138,7 @@ def fills_stmt(
 ) -> Select[Any]:
     """Fills with their public order id, oldest first, filtered in SQL."""
     stmt = (
-        select(
-            *(column for column in fills.c if column.name != "order_id"),
-            fills.c.order_id.label("order_pk"),
-            orders.c.order_id.label("order_id"),
-        )
+        select(*_SHOWN_FILL_COLUMNS, orders.c.order_id.label("order_id"))
         .select_from(fills.join(orders, orders.c.id == fills.c.order_id))
         .where(fills.c.account_id == account_id)
         .order_by(fills.c.filled_at, fills.c.id)
@@ -371,7 +372,7 @@ def fills_page_stmt(
     before_id: int | None = None,
     limit: int = 50,
 ) -> Select[Any]:
-    """One page of the current epoch's fills, newest first (``fills_stmt``'s columns plus ``id``): those with an
+    """One page of the current epoch's fills, newest first (``fills_stmt``'s columns): those with an
     ``id`` below ``before_id`` (the last row of the previous page), ``since`` inclusive, ``until`` exclusive.
 
     Fill ids grow with broker time on an account (its clock never goes back), so paging by id is paging by time.
