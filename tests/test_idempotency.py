@@ -84,3 +84,42 @@ def test_resending_an_id_with_only_the_side_changed_conflicts(broker):
     with pytest.raises(ClientOrderIdConflictError, match="side-1"):
         broker.submit_order("AAPL", "SELL", 5, client_order_id="side-1")
     assert broker.get_positions() == {"AAPL": 5.0}
+
+
+def test_a_batch_reads_its_stored_client_order_ids_ahead_and_answers_each_as_one_lookup_would(broker):
+    """A batch looks up all its client_order_ids in one query: a stored filled order and a stored resting one
+    are replayed as they stand, an id only a rejected order carried is free, and a new id is placed."""
+    filled = broker.submit_order("AAPL", "BUY", 10, client_order_id="b-filled")
+    resting = broker.submit_order("AAPL", "BUY", 5, order_type="limit", limit_price=140, client_order_id="b-rest")
+    with pytest.raises(InsufficientFundsError):
+        broker.submit_order("AAPL", "BUY", 10_000, client_order_id="b-free")
+    results = broker.submit_orders([
+        {"symbol": "AAPL", "side": "BUY", "qty": 10, "client_order_id": "b-filled"},
+        {"symbol": "AAPL", "side": "BUY", "qty": 5, "order_type": "limit", "limit_price": 140,
+         "client_order_id": "b-rest"},
+        {"symbol": "AAPL", "side": "BUY", "qty": 2, "client_order_id": "b-free"},
+        {"symbol": "AAPL", "side": "BUY", "qty": 1, "client_order_id": "b-new"},
+    ])
+    assert [r["replayed"] for r in results] == [True, True, False, False]
+    assert results[0]["order_id"] == filled["order_id"] and results[0]["status"] == "filled"
+    assert results[1]["order_id"] == resting["order_id"] and results[1]["status"] == "new"
+    assert [r["status"] for r in results[2:]] == ["filled", "filled"]
+    assert broker.get_positions() == {"AAPL": 13.0}
+    assert len(broker.get_fills()) == 3
+
+
+def test_a_replayed_order_inside_a_transaction_is_reported_as_the_transaction_left_it(make_broker, clock):
+    """Within one transaction a quote fills a resting order; resubmitting its client_order_id afterwards returns
+    it filled (read again, not an answer read ahead by an earlier call)."""
+    broker = make_broker()
+    broker.set_quotes({"AAPL": (150.0, 150.1)})
+    resting = {"symbol": "AAPL", "side": "BUY", "qty": 5, "order_type": "limit", "limit_price": 149,
+               "client_order_id": "tx-rest"}
+    broker.submit_orders([resting])
+    clock.advance(minutes=1)
+    with broker.transaction() as tx:
+        assert tx.submit_orders([resting])[0]["status"] == "new"
+        tx.set_quotes({"AAPL": (148.0, 148.5)})
+        again = tx.submit_orders([resting])
+    assert again[0]["replayed"] is True and again[0]["status"] == "filled"
+    assert broker.get_positions() == {"AAPL": 5.0}

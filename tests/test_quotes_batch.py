@@ -9,8 +9,11 @@ tests/test_fault_injection.py), and a batch over symbols without orders does not
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.exceptions import InvalidQuoteError, OrderRejectedError
 from tests.conftest import table_snapshot
@@ -133,3 +136,44 @@ def test_a_batch_over_symbols_without_orders_runs_no_select_per_symbol(make_brok
         return sum(1 for statement in sent if statement.lstrip().upper().startswith("SELECT"))
 
     assert selects_for(300) == selects_for(3), "a batch's reads must not grow with its symbols"
+
+
+@pytest.mark.engines("sqlite")  # no database: one engine is enough
+@settings(max_examples=400, deadline=None)
+@given(value=st.one_of(
+    st.floats(min_value=-10.0, max_value=2e12),
+    st.sampled_from([float("nan"), float("inf"), -0.0, 5e-7, 999_999_999.999999, 1e9, Decimal("NaN"),
+                     Decimal("Infinity"), Decimal("1E+12"), Decimal("0.0000005")]),
+    st.integers(min_value=1, max_value=10**15).map(lambda n: n / 10 ** 6),
+    st.integers(min_value=1, max_value=10**15).map(lambda n: n / 10 ** 7),
+    st.decimals(min_value=-1, max_value=10**13, places=8),
+))
+def test_the_quick_quote_check_agrees_with_the_full_one(value):
+    """The fast path a bar's quotes take (``_quick_price``) accepts exactly what ``validate_quote`` accepts among
+    the values it handles, and gives the same Decimal (value and exponent); anything it declines takes the full
+    check, which then decides."""
+    from ledger.book.validation import _quick_price, validate_quote
+
+    try:
+        full = validate_quote("QCHK", value, value, 100, 100).bid
+    except InvalidQuoteError:
+        full = None
+    quick = _quick_price(value)
+    if quick is not None:
+        assert full is not None and quick == full and quick.as_tuple() == full.as_tuple()
+    elif full is not None:
+        assert value >= 10 ** 9 or not isinstance(value, float), f"{value!r} is valid but declined"
+
+
+def test_a_batch_of_known_symbols_is_checked_like_a_first_one(broker):
+    """The second batch of the same symbols takes the fast path: the same refusals as the first."""
+    broker.set_quotes({"AAPL": (150.0, 150.1), "MSFT": (300.0, 300.2)})
+    for bad, message in (
+        ((150.0, 149.0), "above ask"),
+        ((0.0, 150.0), "must be > 0"),
+        ((150.0000001, 150.1), "more than 6 decimal places"),
+        ((float("nan"), 150.1), "finite"),
+    ):
+        with pytest.raises(InvalidQuoteError, match=message):
+            broker.set_quotes({"MSFT": (300.0, 300.2), "AAPL": bad})
+    assert broker.get_quote("MSFT")["bid"] == 300.0
