@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.exceptions import BrokerError, InsufficientFundsError, OrderRejectedError
+from ledger.exceptions import BrokerError, ClockWentBackwardsError, InsufficientFundsError, OrderRejectedError
 from tests.conftest import table_snapshot
 
 
@@ -112,3 +112,21 @@ def test_a_transaction_and_the_broker_s_own_calls_do_not_mix(make_broker):
             broker.get_cash()
         assert tx.holdings().available_cash == Decimal(100_000)
     assert broker.get_cash() == 100_000
+
+
+def test_a_transaction_whose_clock_went_back_before_its_mark_writes_nothing(make_broker, clock, db_url):
+    """The transaction's one mark is a write at broker time like any other: a clock gone back before the time
+    of the transaction's fill is refused (ClockWentBackwardsError), never a mark stamped before that fill."""
+    broker = make_broker()
+    broker.set_quotes({"AAPL": (150.0, 150.1)})
+    broker.submit_order("AAPL", "BUY", 10, order_type="limit", limit_price=149)
+    before = table_snapshot(db_url)
+    clock.advance(hours=2)
+    with pytest.raises(ClockWentBackwardsError, match="never goes backwards"):
+        with broker.transaction() as tx:
+            assert tx.set_quotes({"AAPL": (148.0, 148.5)})  # fills the limit at +2h
+            clock.advance(hours=-1)
+            with pytest.raises(ClockWentBackwardsError):
+                tx.mark_equity()  # as PaperBroker.mark_equity: refused
+    assert table_snapshot(db_url) == before
+    clock.advance(hours=1)

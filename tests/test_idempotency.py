@@ -123,3 +123,24 @@ def test_a_replayed_order_inside_a_transaction_is_reported_as_the_transaction_le
         again = tx.submit_orders([resting])
     assert again[0]["replayed"] is True and again[0]["status"] == "filled"
     assert broker.get_positions() == {"AAPL": 5.0}
+
+
+def test_an_order_the_transaction_placed_is_replayed_as_its_later_calls_left_it(make_broker, clock):
+    """Within one transaction an order placed by one call, then filled by a quote (or canceled) in a later call,
+    is reported filled (or canceled) when its client_order_id comes again: not as the call that placed it left it."""
+    broker = make_broker()
+    broker.set_quotes({"AAPL": (150.0, 150.1)})
+    filled = {"symbol": "AAPL", "side": "BUY", "qty": 5, "order_type": "limit", "limit_price": 149,
+              "client_order_id": "tx-placed-filled"}
+    canceled = {**filled, "limit_price": 140, "client_order_id": "tx-placed-canceled"}
+    clock.advance(minutes=1)
+    with broker.transaction() as tx:
+        placed = tx.submit_orders([filled, canceled])
+        assert [order["status"] for order in placed] == ["new", "new"]
+        tx.cancel_order(placed[1]["order_id"])
+        tx.set_quotes({"AAPL": (148.0, 148.5)})  # crosses the first limit
+        again = tx.submit_orders([filled, canceled])
+    assert [order["replayed"] for order in again] == [True, True]
+    assert [order["status"] for order in again] == ["filled", "canceled"]
+    assert [broker.get_order(order["order_id"])["status"] for order in placed] == ["filled", "canceled"]
+    assert broker.get_positions() == {"AAPL": 5.0}

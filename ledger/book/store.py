@@ -515,8 +515,8 @@ class Store:
     def live_order_by_client_id(
         self, account_id: int, client_order_id: str
     ) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
-        """The non-rejected order holding a client_order_id, with its fill (if any): queued in this transaction
-        or stored."""
+        """The non-rejected order holding a client_order_id, with its fill (if any): queued in this use case (not
+        yet flushed) or stored."""
         pending = self._pending_by_client_id.get(client_order_id)
         if pending is not None:
             return pending
@@ -750,6 +750,9 @@ class Store:
         # Read-ahead answers serve the use case that asked (a batch); a later one in the transaction asks again.
         self._stored_by_client_id.clear()
         self._free_client_ids.clear()
+        # Written now: a later use case of the transaction (a quote filling one, a cancel) may change them, so a
+        # repeated client_order_id reads its order as stored, not as the use case that queued it left it.
+        self._pending_by_client_id.clear()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -597,14 +597,18 @@ class BrokerTransaction:
         """Mark equity at the transaction's end unless a mark exists at that broker time (as
         ``PaperBroker.mark_equity``)."""
         with self._call() as store:
-            mark_equity(store, self._account(store), self._clock(), reason=MARK_BAR)
+            now = self._clock()
+            mark_equity(store, store.lock_account(self._ctx.account_id, now), now, reason=MARK_BAR)  # clock checked
+            store.flush(now)  # the advanced clock: a later call's rollback must not lose it
 
     def finish(self) -> None:
-        """Write the transaction's one equity mark (``PaperBroker.transaction`` calls this before committing)."""
+        """Write the transaction's one equity mark (``PaperBroker.transaction`` calls this before committing); its
+        time is checked against the account's clock like any write's (ClockWentBackwardsError)."""
         if self.closed:
             raise BrokerError("this transaction has ended")
         store, now = self._ledger, self._clock()
-        write_deferred_mark(store, self._account(store), now)
+        account = self._account(store) if store.deferred_mark is None else store.lock_account(self._ctx.account_id, now)
+        write_deferred_mark(store, account, now)
         store.flush(now)
 
 
