@@ -524,11 +524,12 @@ def ledger_portfolio(
 def holdings_portfolio(
     holdings: Holdings, quotes: dict[str, tuple[Decimal, Decimal]], slippage_bps: Decimal | float, fee_bps: Decimal | float
 ) -> Portfolio:
-    """The strategy's view of the account (floats, as the broker protocol returns them)."""
+    """The strategy's view of the account (floats, as the broker protocol returns them; positions in symbol
+    order, whatever order the engine read them in)."""
     return Portfolio(
         cash=float(holdings.available_cash),
         equity=float(holdings.equity),
-        positions={symbol: float(qty) for symbol, qty in holdings.positions.items()},
+        positions={symbol: float(qty) for symbol, qty in sorted(holdings.positions.items())},
         quotes={symbol: (float(bid), float(ask)) for symbol, (bid, ask) in quotes.items()},
         slippage_bps=float(slippage_bps),
         fee_bps=float(fee_bps),
