@@ -17,6 +17,14 @@ from ledger.exceptions import BrokerError, ClockWentBackwardsError, Insufficient
 from tests.conftest import table_snapshot
 
 
+def with_a_resting_limit_buy(make_broker):
+    """A broker quoting AAPL 150.00 / 150.10 with a resting limit buy of 10 at 149."""
+    broker = make_broker()
+    broker.set_quotes({"AAPL": (150.0, 150.1)})
+    broker.submit_order("AAPL", "BUY", 10, order_type="limit", limit_price=149)
+    return broker
+
+
 def test_the_calls_of_a_transaction_commit_together_with_one_mark_of_the_final_state(make_broker, clock, equity_marks):
     broker = make_broker()
     broker.set_quotes({"AAPL": (150.0, 150.1), "MSFT": (300.0, 300.2)})
@@ -41,9 +49,7 @@ def test_the_calls_of_a_transaction_commit_together_with_one_mark_of_the_final_s
 
 
 def test_a_transaction_that_raises_leaves_nothing(make_broker, clock, db_url):
-    broker = make_broker()
-    broker.set_quotes({"AAPL": (150.0, 150.1)})
-    broker.submit_order("AAPL", "BUY", 10, order_type="limit", limit_price=149)
+    broker = with_a_resting_limit_buy(make_broker)
     before = table_snapshot(db_url)
     clock.advance(days=1)
     with pytest.raises(RuntimeError, match="boom"):
@@ -117,9 +123,7 @@ def test_a_transaction_and_the_broker_s_own_calls_do_not_mix(make_broker):
 def test_a_transaction_whose_clock_went_back_before_its_mark_writes_nothing(make_broker, clock, db_url):
     """The transaction's one mark is a write at broker time like any other: a clock gone back before the time
     of the transaction's fill is refused (ClockWentBackwardsError), never a mark stamped before that fill."""
-    broker = make_broker()
-    broker.set_quotes({"AAPL": (150.0, 150.1)})
-    broker.submit_order("AAPL", "BUY", 10, order_type="limit", limit_price=149)
+    broker = with_a_resting_limit_buy(make_broker)
     before = table_snapshot(db_url)
     clock.advance(hours=2)
     with pytest.raises(ClockWentBackwardsError, match="never goes backwards"):
