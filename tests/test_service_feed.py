@@ -4,7 +4,10 @@ the fed accounts fill as after `paper-ledger quote set` (real server subprocesse
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -177,6 +180,35 @@ def test_demo_prints_a_usable_key_on_the_default_database_and_its_prices_move_an
         server.stop()
     assert (tmp_path / "paper_ledger.db").exists(), "no --db: the default database in the working directory"
     assert ledger_problems(f"sqlite:///{tmp_path / 'paper_ledger.db'}") == []
+
+
+@pytest.mark.engines("sqlite")
+def test_serve_on_port_0_prints_the_free_port_it_listens_on_and_the_demo_snippet_names_it(tmp_path: Path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LEDGER_")}
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ledger.cli", "serve", "--demo", "--port", "0", "--speed", "50"],
+            cwd=tmp_path, env=env, stdout=log, stderr=log, start_new_session=True,
+        )
+    try:
+        found = eventually(lambda: re.search(r"listening on (http://127\.0\.0\.1:(\d+))", log_path.read_text()),
+                           "serve prints the port it chose", timeout=60)
+        url, port = found.group(1), int(found.group(2))
+        assert port > 0
+        snippet = eventually(lambda: re.search(r'url_override="([^"]+)"', log_path.read_text()), "the demo's snippet")
+        assert snippet.group(1) == url, "the demo's snippet names the port it listens on"
+        eventually(lambda: _healthy(url), "the service answers on that port", timeout=60)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @pytest.mark.engines("sqlite")  # the option checks come before any database

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,23 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _free_port(host: str) -> int:
+    """A port free on ``host`` now (the OS picks it; uvicorn binds it a moment later)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+            return int(probe.getsockname()[1])
+    except OSError as exc:
+        raise click.ClickException(f"cannot bind {host}: {exc}") from exc
+
+
+def _service_url(host: str, port: int) -> str:
+    """The URL clients on this machine reach the service at (a wildcard address reads as the loopback one)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
 
 
 DEMO_ACCOUNT = "demo"
@@ -85,9 +103,12 @@ def serve(host: str, port: int, workers: int, feed: str | None, symbols: str | N
     if not is_loopback(host):
         click.echo(f"warning: binding {host}: this service speaks plain HTTP (no TLS); API keys and orders "
                    "travel unencrypted. Put it behind a TLS proxy or bind 127.0.0.1.", err=True)
+    if port == 0:  # any free port: chosen here, so that it can be printed (and put in the demo's snippet)
+        port = _free_port(host)
+        click.echo(f"listening on {_service_url(host, port)} (--port 0: a free port)", err=True)
     if demo:
         _ensure_demo_account(url)
-        _print_demo_key(engine, f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}")
+        _print_demo_key(engine, _service_url(host, port))
     fed = [DEMO_ACCOUNT] if demo else _existing_accounts(engine, accounts)
     quote_feed = None if source is None else QuoteFeed(url, source, fed)
     os.environ["LEDGER_DATABASE_URL"] = url  # the workers (separate processes with --workers) read it
