@@ -743,7 +743,14 @@ class Store:
                 self._time_in(account.clock_at), self._time_in(at), account.id,
             ))
             self._account_as_read = _account_values(account)
-        for queue in (self._new_orders, self._order_updates, self._new_events, self._new_fills, self._new_cash):
+        self._drop_queued()
+
+    def _queues(self) -> tuple[list[Any], ...]:
+        return self._new_orders, self._order_updates, self._new_events, self._new_fills, self._new_cash
+
+    def _drop_queued(self) -> None:
+        """Empty the queues, and forget what only the use case that queued the rows may rely on."""
+        for queue in self._queues():
             queue.clear()
         self._dirty_positions.clear()
         self._queued_orders.clear()
@@ -762,8 +769,7 @@ class Store:
         back to the savepoint and this store forgets what it read or queued in the block: the account, quotes and
         positions are read again by the next use case, which sees them as they were before the block.
         """
-        if self._new_orders or self._new_fills or self._new_events or self._new_cash or self._order_updates \
-                or self._dirty_positions:
+        if any(self._queues()) or self._dirty_positions:
             raise RuntimeError("savepoint() with rows still queued: flush() first")
         self._savepoints += 1
         name = f"ledger_{self._savepoints}"
@@ -786,11 +792,9 @@ class Store:
         """Drop every cached read and queued row (after a rollback to a savepoint they may be wrong)."""
         self.account = None
         self._account_as_read = ()
-        for cache in (self._quotes, self._positions, self._dirty_positions, self._pending_by_client_id,
-                      self._stored_by_client_id, self._free_client_ids, self._queued_orders):
-            cache.clear()
-        for queue in (self._new_orders, self._order_updates, self._new_events, self._new_fills, self._new_cash):
-            queue.clear()
+        self._quotes.clear()
+        self._positions.clear()
+        self._drop_queued()
         self._last_keys = None  # SQLite: the rolled-back rows' keys are free again (PostgreSQL's stay unused)
 
     def _time_in(self, moment: datetime) -> Any:

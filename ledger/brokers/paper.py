@@ -607,9 +607,9 @@ class BrokerTransaction:
         if self.closed:
             raise BrokerError("this transaction has ended")
         store, now = self._ledger, self._clock()
-        account = self._account(store) if store.deferred_mark is None else store.lock_account(self._ctx.account_id, now)
-        write_deferred_mark(store, account, now)
-        store.flush(now)
+        if store.deferred_mark is not None:
+            write_deferred_mark(store, store.lock_account(self._ctx.account_id, now), now)
+            store.flush(now)
 
 
 _BATCH_OPTIONAL = ("order_type", "limit_price", "client_order_id", "time_in_force", "stop_price", "trail_price",
